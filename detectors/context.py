@@ -1,0 +1,269 @@
+"""Context: the words around a number, and the column it sits in.
+
+A 10-digit run is a bank account after "STK:" and a phone number after "SĐT:". Context
+comes from two places: keywords near the candidate (one Aho-Corasick automaton over every
+rule's keywords, run on a small diacritic-folded window around each candidate, so
+documents without candidates never pay for it), and the header of the CSV/TSV/SQL column
+the value sits in (dumps carry their context once, in the header).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from detectors.normalize import fold
+from detectors.ruleset import RuleSet
+
+WINDOW_BEFORE = 48
+WINDOW_AFTER = 24
+_DELIMITERS = (",", "\t", ";", "|")
+_HEADER_FIELD = re.compile(r"^[\"'`\[\s]*([^\W\d][\w .\-/()#]{0,40}?)[\"'`\]\s]*$")
+_SQL_LOOKBACK = 1 << 16
+_SQL_COLUMNS = re.compile(
+    r"insert\s+into\s+[`\"\[]?[\w.]+[`\"\]]?\s*\(([^()]{1,2000})\)\s*values", re.IGNORECASE
+)
+
+
+@dataclass
+class ContextHit:
+    """Best evidence for one rule: the nearest keyword and where it came from."""
+
+    keywords: list[str] = field(default_factory=list)
+    distance: int = 1_000_000
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum()
+
+
+class KeywordContext:
+    """One automaton over all rules' folded keywords; answers 'which rules have context here'."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        owners: dict[str, set[int]] = {}
+        for index, rule in enumerate(rules.rules):
+            if rule.kind == "keyword":
+                continue
+            for keyword in rule.keywords:
+                owners.setdefault(keyword, set()).add(index)
+        self._automaton = ahocorasick.Automaton()
+        for keyword, rule_indexes in owners.items():
+            self._automaton.add_word(keyword, (keyword, frozenset(rule_indexes)))
+        self._empty = not owners
+        if not self._empty:
+            self._automaton.make_automaton()
+
+    def hits_in(self, folded: str) -> list[tuple[int, int, str, frozenset[int]]]:
+        """Word-bounded keyword hits in a folded string: (start, end, keyword, rule indexes)."""
+        if self._empty:
+            return []
+        found = []
+        size = len(folded)
+        for end_index, (keyword, owners) in self._automaton.iter(folded):
+            start = end_index - len(keyword) + 1
+            if start > 0 and _is_word_char(folded[start - 1]):
+                continue
+            if end_index + 1 < size and _is_word_char(folded[end_index + 1]):
+                continue
+            found.append((start, end_index + 1, keyword, owners))
+        return found
+
+    def around(self, text: str, start: int, end: int) -> dict[int, ContextHit]:
+        """Keyword context per rule index for the span [start, end) of ``text``.
+
+        One folded window and one automaton pass per candidate; words before the value
+        count as nearer than the same words after it.
+        """
+        result: dict[int, ContextHit] = {}
+        if self._empty:
+            return result
+        left = max(0, start - WINDOW_BEFORE)
+        window = fold(text[left:end + WINDOW_AFTER]).replace("_", " ")
+        value_start = start - left
+        value_end = end - left
+        size = len(window)
+        for end_index, (keyword, owners) in self._automaton.iter(window):
+            hit_start = end_index - len(keyword) + 1
+            if hit_start > 0 and window[hit_start - 1].isalnum():
+                continue
+            if end_index + 1 < size and window[end_index + 1].isalnum():
+                continue
+            if end_index < value_start:
+                distance = value_start - end_index - 1
+            elif hit_start >= value_end:
+                distance = hit_start - value_end + 8
+            else:
+                continue
+            for owner in owners:
+                self._record(result, owner, keyword, distance)
+        return result
+
+    def index(self, text: str) -> KeywordIndex:
+        """All word-bounded keyword hits of a whole text, for documents dense in candidates."""
+        hits = self.hits_in(fold(text).replace("_", " "))
+        return KeywordIndex([h[1] for h in hits], hits)
+
+    @staticmethod
+    def _record(result: dict[int, ContextHit], owner: int, keyword: str, distance: int) -> None:
+        hit = result.setdefault(owner, ContextHit())
+        if keyword not in hit.keywords:
+            hit.keywords.append(keyword)
+        hit.distance = min(hit.distance, distance)
+
+
+class KeywordIndex:
+    """Keyword hits of one document sorted by end offset, answering window queries by bisection."""
+
+    def __init__(self, ends: list[int], hits: list[tuple[int, int, str, frozenset[int]]]) -> None:
+        self._ends = ends
+        self._hits = hits
+        self.owners: frozenset[int] = frozenset().union(*(h[3] for h in hits)) if hits else (
+            frozenset())
+
+    def around(self, start: int, end: int) -> dict[int, ContextHit]:
+        """Same answer as ``KeywordContext.around`` for the same text and span."""
+        result: dict[int, ContextHit] = {}
+        low = bisect.bisect_right(self._ends, start - WINDOW_BEFORE)
+        high = bisect.bisect_right(self._ends, end + WINDOW_AFTER)
+        for hit_start, hit_end, keyword, owners in self._hits[low:high]:
+            if hit_end <= start:
+                if hit_start < start - WINDOW_BEFORE:
+                    continue
+                distance = start - hit_end
+            elif hit_start >= end:
+                distance = hit_start - end + 8
+            else:
+                continue
+            for owner in owners:
+                KeywordContext._record(result, owner, keyword, distance)
+        return result
+
+
+@dataclass
+class _Header:
+    delimiter: str
+    columns: list[dict[int, str]]  # per column: rule index -> header keyword
+
+
+class ColumnContext:
+    """Tracks the header of CSV/TSV dumps and SQL INSERT column lists as scanning advances.
+
+    Lines are examined once, in order, up to each candidate's line, so the cost stays
+    linear in the document. The header survives across chunks of a large file.
+    """
+
+    def __init__(self, keywords: KeywordContext) -> None:
+        self._keywords = keywords
+        self._cursor = 0
+        self._header: _Header | None = None
+        self._text = ""
+        self._maybe_sql = False
+        self._sql: tuple[int, int, list[str]] | None = None
+
+    def reset_text(self, text: str, carry_header: bool) -> None:
+        """Start on a new text (or the next chunk of the same file)."""
+        self._text = text
+        self._cursor = 0
+        self._maybe_sql = "VALUES" in text or "values" in text
+        self._sql = None
+        if not carry_header:
+            self._header = None
+
+    def _column_rules(self, name: str) -> dict[int, str]:
+        folded = fold(name).replace("_", " ").replace("-", " ")
+        owners: dict[int, str] = {}
+        for _s, _e, keyword, rule_indexes in self._keywords.hits_in(folded):
+            for owner in rule_indexes:
+                owners.setdefault(owner, keyword)
+        return owners
+
+    def _try_header(self, line: str) -> _Header | None:
+        if not line or line[0].isdigit():
+            return None
+        delimiter = max(_DELIMITERS, key=line.count)
+        if line.count(delimiter) == 0:
+            return None
+        fields = line.split(delimiter)
+        if len(fields) > 200:
+            return None
+        columns = []
+        for raw in fields:
+            match = _HEADER_FIELD.match(raw)
+            if match is None:
+                return None
+            columns.append(self._column_rules(match.group(1)))
+        if not any(columns):
+            return None
+        return _Header(delimiter, columns)
+
+    def _advance(self, line_start: int) -> None:
+        text = self._text
+        position = self._cursor
+        while position < line_start:
+            newline = text.find("\n", position, line_start)
+            stop = line_start if newline < 0 else newline
+            line = text[position:stop].rstrip("\r")
+            header = self._try_header(line)
+            if header is not None:
+                self._header = header
+            elif not line.strip():
+                self._header = None  # a blank line ends a table
+            position = stop + 1
+        self._cursor = max(self._cursor, line_start)
+
+    def header_owners(self) -> set[int]:
+        """Rules that the current table header gives context to (carried across chunks)."""
+        if self._header is None:
+            return set()
+        return {owner for column in self._header.columns for owner in column}
+
+    def at(self, position: int) -> dict[int, ContextHit]:
+        """Column context for a value starting at ``position``: rule index -> hit."""
+        text = self._text
+        line_start = text.rfind("\n", 0, position) + 1
+        if line_start > self._cursor:
+            self._advance(line_start)
+        sql = self._sql_columns(line_start, position)
+        if sql is not None:
+            return sql
+        header = self._header
+        if header is None:
+            return {}
+        column = text.count(header.delimiter, line_start, position)
+        if column >= len(header.columns):
+            return {}
+        return {owner: ContextHit([keyword], 0) for owner, keyword in header.columns[column].items()}
+
+    def _sql_columns(self, line_start: int, position: int) -> dict[int, ContextHit] | None:
+        if not self._maybe_sql:
+            return None
+        text = self._text
+        cached = self._sql
+        if cached is not None and cached[0] < position and text.find(";", cached[1], position) < 0:
+            names = cached[2]
+            self._sql = (cached[0], position, names)
+        else:
+            low = max(0, position - _SQL_LOOKBACK)
+            values_at = max(text.rfind("VALUES", low, position), text.rfind("values", low, position))
+            if values_at < 0 or text.find(";", values_at, position) >= 0:
+                self._sql = None
+                return None
+            statement_start = max(text.rfind(";", max(0, values_at - 4000), values_at), 0)
+            match = _SQL_COLUMNS.search(text, statement_start, values_at + 6)
+            if match is None:
+                self._sql = None
+                return None
+            names = [n.strip(" `\"[]\n\r\t") for n in match.group(1).split(",")]
+            self._sql = (values_at, position, names)
+        tuple_start = text.rfind("(", max(0, position - 4000), position)
+        if tuple_start < 0:
+            return None
+        column = text.count(",", tuple_start, position)
+        if column >= len(names):
+            return None
+        owners = self._column_rules(names[column])
+        return {owner: ContextHit([keyword], 0) for owner, keyword in owners.items()}

@@ -1,0 +1,321 @@
+"""The scanner: text in, findings out, fast and deterministic.
+
+Cost model (see ../shared/reference/stack-notes.md): Python work per candidate dominates,
+so the full text is only ever walked by C code: one stdlib ``re`` pass for digit runs (its
+pattern starts with a character class, which lets the regex engine skip non-digits in a
+tight C loop), one for letter-prefixed tokens, and a substring search for ``@``. Only the
+few candidates that survive reach Python, where rule patterns (``regex`` module) run on the
+candidate token alone, validators check structure, and the keyword automaton runs on a small
+window around the candidate. Keyword watch-list rules add one Aho-Corasick pass over the
+folded text, and only when such rules are loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import ahocorasick
+
+from detectors.context import ColumnContext, ContextHit, KeywordContext, KeywordIndex
+from detectors.findings import Finding
+from detectors.normalize import NormalizedText, fold, normalize
+from detectors.privacy import Fingerprinter, mask_value
+from detectors.ruleset import Rule, RuleSet
+from detectors.validators import CANONICALISERS, VALIDATORS, Verdict
+
+# First pass: maximal runs of digits and separators. Its pattern starts with a character
+# class, so the regex engine skips everything else in a tight C loop, and each run is
+# consumed in one match instead of being retried at every digit.
+NUMBER_RUN = re.compile(r"[0-9+(][0-9 .\-()+]{5,}[0-9]")
+# Second pass, inside a run: digit sequences with single separators, never glued to a word,
+# a decimal or a path, and not shaped like an IPv4 address or a date.
+NUMBER_CANDIDATE = re.compile(
+    r"(?<![\w@.+/\-])[0-9+(]"
+    r"(?:(?<=\+)84[ .\-]?[0-9]"
+    r"|(?<=\()(?:\+?84|0[0-9]{1,3})\)[ .\-]?[0-9]"
+    r"|(?<=[0-9])"
+    r"(?![0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]))"
+    r"(?![0-9]{3}[-./][0-9]{1,2}[-./][0-9]{1,2}(?![0-9]))"
+    r"(?![0-9]?[-./][0-9]{1,2}[-./][0-9]{4}(?![0-9]))"
+    r")"
+    r"(?:[ .\-]?[0-9]){7,24}"
+    r"(?![\w@]|[.\-][0-9])"
+)
+# Uppercase letter(s) + digits: passports (C1234567) and health-insurance cards.
+TOKEN_CANDIDATE = re.compile(r"[A-Z](?<![\w@.\-/][A-Z])[A-Z]?[0-9]{7,13}(?![\w@])")
+EMAIL_LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}$")
+EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}(?![\w\-])")
+_SEPARATORS = str.maketrans("", "", " .-()+")
+_GLUE_BEFORE = "_@.+/-"
+MAX_TOKEN = 64
+# After this many window look-ups in one document, one full-text keyword pass is cheaper.
+WINDOW_LOOKUPS_BEFORE_INDEX = 32
+
+
+@dataclass
+class _Candidate:
+    rule_index: int
+    start: int
+    end: int
+    canonical: str
+    confidence: float
+    context: ContextHit | None
+
+
+class Scanner:
+    """Compiled rules plus the fingerprint key; reusable and safe to share per thread."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        fingerprinter: Fingerprinter | None = None,
+        *,
+        min_confidence: float = 0.5,
+    ) -> None:
+        self.rules = rules
+        self.fingerprinter = fingerprinter or Fingerprinter.ephemeral_key()
+        self.min_confidence = min_confidence
+        self._keywords = KeywordContext(rules)
+        self._number_rules: dict[int, list[int]] = {}
+        self._token_rules: dict[int, list[int]] = {}
+        self._email_rules: list[int] = []
+        self._validators = [VALIDATORS[r.validator] for r in rules.rules]
+        self._canonical = [CANONICALISERS[r.canonical] for r in rules.rules]
+        for index, rule in enumerate(rules.rules):
+            if rule.kind == "number":
+                for length in rule.lengths:
+                    self._number_rules.setdefault(length, []).append(index)
+            elif rule.kind == "token":
+                for length in rule.lengths:
+                    self._token_rules.setdefault(length, []).append(index)
+            elif rule.kind == "email":
+                self._email_rules.append(index)
+        self._watch = self._build_watch_automaton(rules)
+
+    @staticmethod
+    def _build_watch_automaton(rules: RuleSet) -> ahocorasick.Automaton | None:
+        watch = ahocorasick.Automaton()
+        count = 0
+        for index, rule in enumerate(rules.rules):
+            if rule.kind != "keyword":
+                continue
+            for keyword in rule.keywords:
+                watch.add_word(keyword, (keyword, index))
+                count += 1
+        if not count:
+            return None
+        watch.make_automaton()
+        return watch
+
+    def new_columns(self) -> ColumnContext:
+        """Column state for one document; pass the same one to every chunk of a file."""
+        return ColumnContext(self._keywords)
+
+    def scan(self, text: str, *, columns: ColumnContext | None = None,
+             carry_header: bool = False) -> list[Finding]:
+        """Find identifiers in ``text``; offsets refer to ``text`` itself."""
+        view = normalize(text)
+        norm = view.text
+        columns = columns or self.new_columns()
+        columns.reset_text(norm, carry_header)
+        self._lookups = 0
+        self._index: KeywordIndex | None = None
+        self._no_context_anywhere: frozenset[int] = frozenset()
+        self._columns = columns
+        found: list[_Candidate] = []
+        for run in NUMBER_RUN.finditer(norm):
+            token = run.group()
+            if token.isdigit():  # the common case: one bare digit run, boundaries checked here
+                if len(token) < 8:
+                    continue
+                begin, finish = run.span()
+                if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
+                    continue
+                after = norm[finish:finish + 2]
+                if after and (after[0].isalnum() or after[0] in "_@" or (
+                        after[0] in ".-" and after[1:].isdigit())):
+                    continue
+                self._number(norm, token, begin, columns, found)
+                continue
+            begin, finish = run.span()
+            if finish - begin < 10 and len(token.translate(_SEPARATORS)) < 8:
+                continue
+            for match in NUMBER_CANDIDATE.finditer(norm, begin, finish + 2):
+                self._number(norm, match.group(), match.start(), columns, found)
+        if self._token_rules:
+            for match in TOKEN_CANDIDATE.finditer(norm):
+                self._token(norm, match.group(), match.start(), columns, found)
+        if self._email_rules and "@" in norm:
+            self._emails(norm, found)
+        if self._watch is not None:
+            self._watchlist(norm, found)
+        return self._finish(found, view)
+
+    # -- candidates -------------------------------------------------------------------
+
+    def _number(self, norm: str, token: str, start: int, columns: ColumnContext,
+                found: list[_Candidate]) -> None:
+        if self._number_token(norm, token, start, columns, found):
+            return
+        if " " in token:  # space-joined columns: "0912345678 079203012345"
+            self._split_on_spaces(norm, token, start, columns, found)
+
+    def _number_token(self, norm: str, token: str, start: int, columns: ColumnContext,
+                      found: list[_Candidate]) -> bool:
+        digits = token.translate(_SEPARATORS)
+        rule_indexes = self._number_rules.get(len(digits))
+        if not rule_indexes:
+            return False
+        return self._evaluate(norm, token, digits, start, rule_indexes, columns, found)
+
+    def _split_on_spaces(self, norm: str, token: str, start: int, columns: ColumnContext,
+                         found: list[_Candidate]) -> None:
+        parts: list[tuple[int, str]] = []
+        offset = 0
+        for part in token.split(" "):
+            parts.append((offset, part))
+            offset += len(part) + 1
+        index = 0
+        while index < len(parts):
+            for stop in range(len(parts), index, -1):
+                begin = parts[index][0]
+                last_offset, last_part = parts[stop - 1]
+                sub = token[begin:last_offset + len(last_part)]
+                if sub == token:
+                    continue
+                if self._number_token(norm, sub, start + begin, columns, found):
+                    index = stop
+                    break
+            else:
+                index += 1
+
+    def _token(self, norm: str, token: str, start: int, columns: ColumnContext,
+               found: list[_Candidate]) -> None:
+        rule_indexes = self._token_rules.get(len(token))
+        if rule_indexes:
+            self._evaluate(norm, token, token, start, rule_indexes, columns, found)
+
+    def _emails(self, norm: str, found: list[_Candidate]) -> None:
+        at = norm.find("@")
+        while at >= 0:
+            tail = EMAIL_LOCAL_TAIL.search(norm, max(0, at - 64), at)
+            domain = EMAIL_DOMAIN.match(norm, at + 1)
+            if tail is not None and domain is not None:
+                local = tail.group().lstrip(".")
+                start = at - len(local)
+                if start == 0 or not (norm[start - 1].isalnum() or norm[start - 1] in "@"):
+                    written = norm[start:domain.end()]
+                    for index in self._email_rules:
+                        self._accept(index, start, domain.end(), written, None, found)
+            at = norm.find("@", at + 1)
+
+    def _watchlist(self, norm: str, found: list[_Candidate]) -> None:
+        folded = fold(norm)
+        size = len(folded)
+        assert self._watch is not None
+        for end_index, (keyword, index) in self._watch.iter(folded):
+            start = end_index - len(keyword) + 1
+            if start > 0 and folded[start - 1].isalnum():
+                continue
+            if end_index + 1 < size and folded[end_index + 1].isalnum():
+                continue
+            rule = self.rules.rules[index]
+            found.append(_Candidate(index, start, end_index + 1, keyword, rule.base_score, None))
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def _evaluate(self, norm: str, token: str, value: str, start: int, rule_indexes: list[int],
+                  columns: ColumnContext, found: list[_Candidate]) -> bool:
+        end = start + len(token)
+        context: dict[int, ContextHit] | None = None
+        accepted = False
+        for index in rule_indexes:
+            rule = self.rules.rules[index]
+            if rule.requires_context and index in self._no_context_anywhere:
+                continue
+            padded = bool(rule.pad_to) and len(value) < rule.pad_to
+            canonical = self._canonical[index](value.zfill(rule.pad_to) if padded else value)
+            # Validators are cheap and reject most junk; the written-form patterns run after.
+            if self._validators[index](canonical) is Verdict.REJECTED:
+                continue
+            if not self._written_form_ok(rule, token):
+                continue
+            if context is None:
+                column = columns.at(start)
+                context = self._keyword_context(norm, start, end)
+                for owner, hit in column.items():
+                    if owner not in context or context[owner].distance > hit.distance:
+                        context[owner] = hit
+            hit = context.get(index)
+            if hit is None and (rule.requires_context or padded):
+                continue
+            self._accept(index, start, end, canonical, hit, found)
+            accepted = True
+        return accepted
+
+    @staticmethod
+    def _written_form_ok(rule: Rule, token: str) -> bool:
+        for pattern in rule.compiled:
+            if pattern.fullmatch(token) is not None:
+                return True
+        return False
+
+    def _keyword_context(self, norm: str, start: int, end: int) -> dict[int, ContextHit]:
+        if self._index is not None:
+            return self._index.around(start, end)
+        self._lookups += 1
+        if self._lookups > WINDOW_LOOKUPS_BEFORE_INDEX:
+            self._index = self._keywords.index(norm)
+            # Context-gated rules whose keywords appear nowhere in this document (nor in a
+            # carried table header) cannot fire: skip them for every later candidate.
+            possible = self._index.owners | self._columns.header_owners()
+            self._no_context_anywhere = frozenset(
+                i for i, rule in enumerate(self.rules.rules)
+                if rule.requires_context and i not in possible
+            )
+            return self._index.around(start, end)
+        return self._keywords.around(norm, start, end)
+
+    def _accept(self, index: int, start: int, end: int, canonical: str, hit: ContextHit | None,
+                found: list[_Candidate]) -> None:
+        rule = self.rules.rules[index]
+        if rule.kind == "email" and self._validators[index](canonical.lower()) is Verdict.REJECTED:
+            return
+        if rule.kind == "email":
+            canonical = self._canonical[index](canonical)
+        confidence = rule.context_score if hit is not None else rule.base_score
+        found.append(_Candidate(index, start, end, canonical, confidence, hit))
+
+    def _finish(self, found: list[_Candidate], view: NormalizedText) -> list[Finding]:
+        best: dict[tuple[int, int], _Candidate] = {}
+        for cand in found:
+            key = (cand.start, cand.end)
+            current = best.get(key)
+            if current is None or self._rank(cand) > self._rank(current):
+                best[key] = cand
+        findings = []
+        for cand in sorted(best.values(), key=lambda c: (c.start, c.end)):
+            if cand.confidence < self.min_confidence:
+                continue
+            rule = self.rules.rules[cand.rule_index]
+            start, end = view.original_span(cand.start, cand.end)
+            masked = cand.canonical if rule.kind == "keyword" else mask_value(cand.canonical)
+            findings.append(Finding(
+                detector=rule.id,
+                start=start,
+                end=end,
+                confidence=round(cand.confidence, 3),
+                masked=masked,
+                fingerprint=self.fingerprinter.fingerprint(cand.canonical),
+                key_id=self.fingerprinter.key_id,
+                severity=rule.severity,
+                context=tuple(cand.context.keywords) if cand.context else (),
+            ))
+        return findings
+
+    def _rank(self, cand: _Candidate) -> tuple[bool, int, float, int]:
+        rule: Rule = self.rules.rules[cand.rule_index]
+        has_context = cand.context is not None
+        distance = cand.context.distance if cand.context else 0
+        return (has_context, -distance, cand.confidence, rule.priority)

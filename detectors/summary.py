@@ -1,0 +1,172 @@
+"""Document summaries: from a list of findings to "what leaked here, and how bad is it".
+
+A SOC wants one line per document ("4,812 records with citizen ID + phone + bank account"),
+not 4,812 findings. Severity follows the scale suggested in
+../shared/reference/vn-identifiers.md ("Law and severity"); it is a product choice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.findings import Finding
+
+SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+BULK_RECORDS = 100
+TRADING_VOLUME = 100
+MAX_SAMPLES_PER_DETECTOR = 3
+IDENTITY_NUMBERS = ("vn_citizen_id", "vn_legacy_id", "vn_passport")
+BULK_IDENTIFIERS = ("vn_citizen_id", "vn_legacy_id", "vn_phone", "vn_passport", "email")
+CONTEXT_CONFIDENCE = 0.8
+
+# Chip-card QR payload: ID12|CMND9|name|DDMMYYYY|sex|address|DDMMYYYY.
+ID_CARD_QR = re.compile(r"(?<!\d)\d{12}\|(?:\d{9})?\|[^|\n]{2,80}\|\d{8}\|(?:Nam|Nữ|Nu)\|")
+BIRTH_DATE = re.compile(r"(?<!\d)(?:[0-3]?\d[/.\-][01]?\d[/.\-](?:19|20)\d\d)(?!\d)")
+HOLDER_WORDS = ("chu tai khoan", "ctk", "chu tk", "account holder", "holder")
+
+
+@dataclass
+class DocumentSummary:
+    """Aggregate of one document's findings, safe to index: no raw values."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    distinct_fingerprints: int = 0
+    fingerprints: list[str] = field(default_factory=list)
+    estimated_records: int = 0
+    severity: str = "low"
+    reasons: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    findings_total: int = 0
+
+    @property
+    def severity_rank(self) -> int:
+        """1 (low) to 4 (critical), for sorting and range queries in Kibana."""
+        return SEVERITY_RANK[self.severity]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "counts": dict(self.counts),
+            "findings_total": self.findings_total,
+            "distinct_fingerprints": self.distinct_fingerprints,
+            "fingerprints": list(self.fingerprints),
+            "estimated_records": self.estimated_records,
+            "severity": self.severity,
+            "severity_rank": self.severity_rank,
+            "reasons": list(self.reasons),
+            "samples": list(self.samples),
+        }
+
+
+class DocumentAccumulator:
+    """Builds a summary incrementally, chunk by chunk, so large files stay in bounded memory."""
+
+    def __init__(self, max_fingerprints: int = 10_000) -> None:
+        self._counts: Counter[str] = Counter()
+        self._fingerprints: dict[str, None] = {}
+        self._max_fingerprints = max_fingerprints
+        self._distinct: dict[str, set[str]] = {}
+        self._records = 0
+        self._identity_kits = 0
+        self._qr_payloads = 0
+        self._held_accounts = 0
+        self._samples: dict[str, list[dict[str, Any]]] = {}
+        self._contextual: Counter[str] = Counter()
+        self._total = 0
+
+    def add(self, text: str, findings: Iterable[Finding], offset: int = 0) -> None:
+        """Fold in one chunk: ``findings`` have offsets relative to ``text`` plus ``offset``."""
+        by_line: dict[int, set[str]] = {}
+        line_of: dict[int, tuple[int, int]] = {}
+        for finding in findings:
+            self._total += 1
+            self._counts[finding.detector] += 1
+            self._distinct.setdefault(finding.detector, set()).add(finding.fingerprint)
+            if len(self._fingerprints) < self._max_fingerprints:
+                self._fingerprints[finding.fingerprint] = None
+            if finding.confidence >= CONTEXT_CONFIDENCE:
+                self._contextual[finding.detector] += 1
+            samples = self._samples.setdefault(finding.detector, [])
+            if len(samples) < MAX_SAMPLES_PER_DETECTOR:
+                samples.append({"detector": finding.detector, "masked": finding.masked,
+                                "confidence": finding.confidence})
+            local = finding.start - offset
+            line_start = text.rfind("\n", 0, local) + 1
+            line_end = text.find("\n", local)
+            line_end = len(text) if line_end < 0 else line_end
+            by_line.setdefault(line_start, set()).add(finding.detector)
+            line_of[line_start] = (line_start, line_end)
+            if finding.detector == "vn_bank_account" and any(
+                word in finding.context for word in HOLDER_WORDS
+            ):
+                self._held_accounts += 1
+        for line_start, detectors in by_line.items():
+            if len(detectors) >= 2:
+                self._records += 1
+                if "vn_bank_account" in detectors:  # an account next to its holder's identity
+                    self._held_accounts += 1
+            if detectors.intersection(IDENTITY_NUMBERS):
+                begin, end = line_of[line_start]
+                if BIRTH_DATE.search(text, begin, end):
+                    self._identity_kits += 1
+        if "|" in text:
+            self._qr_payloads += sum(1 for _ in ID_CARD_QR.finditer(text))
+
+    def summary(self) -> DocumentSummary:
+        """Severity and reasons from everything added so far."""
+        counts = dict(sorted(self._counts.items()))
+        reasons: list[str] = []
+        critical = []
+        if counts.get("payment_card"):
+            critical.append(f"{counts['payment_card']} payment card number(s)")
+        if counts.get("vn_health_insurance"):
+            critical.append(f"{counts['vn_health_insurance']} health insurance number(s)")
+        if self._qr_payloads:
+            critical.append(f"{self._qr_payloads} ID-card QR payload(s)")
+        if self._held_accounts:
+            critical.append(f"{self._held_accounts} bank account(s) with holder")
+        if self._records >= BULK_RECORDS:
+            critical.append(f"{self._records} records with two or more identifier types (bulk)")
+        high = []
+        if self._identity_kits:
+            high.append(f"{self._identity_kits} identity kit(s): ID number with a birth date")
+        volume = sum(len(self._distinct.get(d, ())) for d in BULK_IDENTIFIERS)
+        if volume >= TRADING_VOLUME:
+            high.append(f"{volume} distinct IDs/phones/e-mails in one document (trading volume)")
+        if counts.get("vn_bank_account"):
+            high.append(f"{counts['vn_bank_account']} bank account number(s)")
+        if 0 < self._records < BULK_RECORDS:
+            high.append(f"{self._records} record(s) combining two or more identifier types")
+        medium = [f"{n} {d} with context" for d, n in sorted(self._contextual.items())]
+        if critical:
+            severity, reasons = "critical", critical + high
+        elif high:
+            severity, reasons = "high", high
+        elif medium:
+            severity, reasons = "medium", medium
+        else:
+            severity = "low"
+            reasons = ["structurally valid numbers without context"] if self._total else []
+        samples = [s for detector in sorted(self._samples) for s in self._samples[detector]]
+        return DocumentSummary(
+            counts=counts,
+            distinct_fingerprints=len(set().union(*self._distinct.values())) if self._distinct
+            else 0,
+            fingerprints=list(self._fingerprints),
+            estimated_records=self._records,
+            severity=severity,
+            reasons=reasons,
+            samples=samples,
+            findings_total=self._total,
+        )
+
+
+def summarize(text: str, findings: Iterable[Finding]) -> DocumentSummary:
+    """Summary of one whole document."""
+    accumulator = DocumentAccumulator()
+    accumulator.add(text, findings)
+    return accumulator.summary()

@@ -1,0 +1,158 @@
+"""The only module that reads the environment.
+
+Everything else receives a ``Settings`` object, so tests build one directly and nothing
+reads ``os.environ`` at import time (detect-secrets' global-settings pitfall).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from detectors.privacy import Fingerprinter
+
+ENV_PREFIX = "RORIWATCH_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration of every roriwatch process."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    topic_paste: str = "roriwatch.feed.paste"
+    topic_forum: str = "roriwatch.feed.forum"
+    topic_log: str = "roriwatch.feed.log"
+    topic_alerts: str = "roriwatch.alerts"
+    topic_deadletter: str = "roriwatch.deadletter"
+    topic_partitions: int = 3
+    es_url: str = "http://127.0.0.1:9200"
+    es_api_key: str | None = None
+    es_username: str | None = None
+    es_password: str | None = None
+    es_ca_certs: str | None = None
+    es_index_prefix: str = "roriwatch"
+    es_retention_days: int = 90
+    hmac_key: bytes | None = field(default=None, repr=False)
+    hmac_key_id: str = "k1"
+    production: bool = False
+    metrics_port: int = 9108
+    min_confidence: float = 0.5
+    alert_min_severity: str = "low"
+    max_content_bytes: int = 20 * 1024 * 1024
+    rules_files: tuple[str, ...] = ()
+    app_id: str = "roriwatch"
+    data_dir: str = ".roriwatch"
+    web_port: int = 6066
+    deadletter_keep_raw: bool = False
+
+    def feed_topics(self) -> dict[str, str]:
+        """Feed kind → topic name."""
+        return {"paste": self.topic_paste, "forum": self.topic_forum, "log": self.topic_log}
+
+    def fingerprinter(self) -> Fingerprinter:
+        """The keyed fingerprinter; production refuses to run without a configured key."""
+        if self.hmac_key:
+            return Fingerprinter(key=self.hmac_key, key_id=self.hmac_key_id)
+        if self.production:
+            raise SettingsError(
+                "RORIWATCH_HMAC_KEY is not set and RORIWATCH_PRODUCTION=1: refusing to start "
+                "with a random key. Set RORIWATCH_HMAC_KEY (or RORIWATCH_HMAC_KEY_FILE) to a "
+                "secret of at least 32 bytes."
+            )
+        return Fingerprinter.ephemeral_key()
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (CLI flags win over the environment)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={value!r} is not a boolean: use 1/0, true/false, yes/no")
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not an integer") from None
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number") from None
+
+
+def _hmac_key(env: Mapping[str, str]) -> bytes | None:
+    key_file = env.get(ENV_PREFIX + "HMAC_KEY_FILE")
+    if key_file:
+        try:
+            key = Path(key_file).read_bytes().strip()
+        except OSError as exc:
+            raise SettingsError(
+                f"RORIWATCH_HMAC_KEY_FILE={key_file}: cannot read it ({exc.strerror})"
+            ) from None
+    else:
+        raw = env.get(ENV_PREFIX + "HMAC_KEY")
+        key = raw.encode("utf-8") if raw else b""
+    if not key:
+        return None
+    if len(key) < 16:
+        raise SettingsError("the HMAC key is shorter than 16 bytes: use at least 32 random bytes")
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``RORIWATCH_*`` variables; unknown values fail with the fix."""
+    env = os.environ if env is None else env
+    get = env.get
+    defaults = Settings()
+    kwargs: dict[str, object] = {}
+    text_fields = {
+        "BROKER": "broker", "TOPIC_PASTE": "topic_paste", "TOPIC_FORUM": "topic_forum",
+        "TOPIC_LOG": "topic_log", "TOPIC_ALERTS": "topic_alerts",
+        "TOPIC_DEADLETTER": "topic_deadletter", "ES_URL": "es_url", "ES_API_KEY": "es_api_key",
+        "ES_USERNAME": "es_username", "ES_PASSWORD": "es_password",
+        "ES_CA_CERTS": "es_ca_certs", "ES_INDEX_PREFIX": "es_index_prefix",
+        "HMAC_KEY_ID": "hmac_key_id", "ALERT_MIN_SEVERITY": "alert_min_severity",
+        "APP_ID": "app_id", "DATA_DIR": "data_dir",
+    }  # fmt: skip
+    for suffix, attr in text_fields.items():
+        value = get(ENV_PREFIX + suffix)
+        if value:
+            kwargs[attr] = value
+    int_fields = {"TOPIC_PARTITIONS": "topic_partitions", "ES_RETENTION_DAYS": "es_retention_days",
+                  "METRICS_PORT": "metrics_port", "MAX_CONTENT_BYTES": "max_content_bytes",
+                  "WEB_PORT": "web_port"}
+    for suffix, attr in int_fields.items():
+        value = get(ENV_PREFIX + suffix)
+        if value:
+            kwargs[attr] = _int(value, ENV_PREFIX + suffix)
+    if get(ENV_PREFIX + "MIN_CONFIDENCE"):
+        kwargs["min_confidence"] = _float(get(ENV_PREFIX + "MIN_CONFIDENCE", ""),
+                                          ENV_PREFIX + "MIN_CONFIDENCE")
+    if get(ENV_PREFIX + "PRODUCTION") is not None:
+        kwargs["production"] = _bool(get(ENV_PREFIX + "PRODUCTION", ""), "RORIWATCH_PRODUCTION")
+    if get(ENV_PREFIX + "DEADLETTER_KEEP_RAW") is not None:
+        kwargs["deadletter_keep_raw"] = _bool(get(ENV_PREFIX + "DEADLETTER_KEEP_RAW", ""),
+                                              "RORIWATCH_DEADLETTER_KEEP_RAW")
+    rules = get(ENV_PREFIX + "RULES_FILES")
+    if rules:
+        kwargs["rules_files"] = tuple(p for p in rules.split(os.pathsep) if p)
+    kwargs["hmac_key"] = _hmac_key(env)
+    settings = replace(defaults, **kwargs)
+    if settings.alert_min_severity not in ("low", "medium", "high", "critical"):
+        raise SettingsError("RORIWATCH_ALERT_MIN_SEVERITY must be low, medium, high or critical")
+    return settings
