@@ -22,10 +22,21 @@ WINDOW_BEFORE = 48
 WINDOW_AFTER = 24
 _DELIMITERS = (",", "\t", ";", "|")
 _HEADER_FIELD = re.compile(r"^[\"'`\[\s]*([^\W\d][\w .\-/()#]{0,40}?)[\"'`\]\s]*$")
-_SQL_LOOKBACK = 1 << 16
 _SQL_COLUMNS = re.compile(
     r"insert\s+into\s+[`\"\[]?[\w.]+[`\"\]]?\s*\(([^()]{1,2000})\)\s*values", re.IGNORECASE
 )
+
+
+def line_window(text: str, start: int, end: int) -> tuple[int, int]:
+    """The context window of a span: a few words either side, never past its own line.
+
+    A keyword on the previous line of a chat or a list describes that line's value, not
+    this one; table headers reach other lines through the column context instead.
+    """
+    left = text.rfind("\n", max(0, start - WINDOW_BEFORE), start) + 1 or max(0, start
+                                                                             - WINDOW_BEFORE)
+    right = text.find("\n", end, end + WINDOW_AFTER)
+    return left, (end + WINDOW_AFTER if right < 0 else right)
 
 
 @dataclass
@@ -81,8 +92,8 @@ class KeywordContext:
         result: dict[int, ContextHit] = {}
         if self._empty:
             return result
-        left = max(0, start - WINDOW_BEFORE)
-        window = fold(text[left:end + WINDOW_AFTER]).replace("_", " ")
+        left, right = line_window(text, start, end)
+        window = fold(text[left:right]).replace("_", " ")
         value_start = start - left
         value_end = end - left
         size = len(window)
@@ -124,15 +135,16 @@ class KeywordIndex:
         self.owners: frozenset[int] = frozenset().union(*(h[3] for h in hits)) if hits else (
             frozenset())
 
-    def around(self, start: int, end: int) -> dict[int, ContextHit]:
+    def around(self, text: str, start: int, end: int) -> dict[int, ContextHit]:
         """Same answer as ``KeywordContext.around`` for the same text and span."""
         result: dict[int, ContextHit] = {}
-        low = bisect.bisect_right(self._ends, start - WINDOW_BEFORE)
-        high = bisect.bisect_right(self._ends, end + WINDOW_AFTER)
+        left, right = line_window(text, start, end)
+        low = bisect.bisect_right(self._ends, left)
+        high = bisect.bisect_right(self._ends, right)
         for hit_start, hit_end, keyword, owners in self._hits[low:high]:
+            if hit_start < left:
+                continue
             if hit_end <= start:
-                if hit_start < start - WINDOW_BEFORE:
-                    continue
                 distance = start - hit_end
             elif hit_start >= end:
                 distance = hit_start - end + 8
@@ -163,6 +175,9 @@ class ColumnContext:
         self._text = ""
         self._maybe_sql = False
         self._sql: tuple[int, int, list[str]] | None = None
+        self._sql_scanned_to = 0
+        self._values_at = -1
+        self._semicolon_at = -1
 
     def reset_text(self, text: str, carry_header: bool) -> None:
         """Start on a new text (or the next chunk of the same file)."""
@@ -170,6 +185,9 @@ class ColumnContext:
         self._cursor = 0
         self._maybe_sql = "VALUES" in text or "values" in text
         self._sql = None
+        self._sql_scanned_to = 0
+        self._values_at = -1
+        self._semicolon_at = -1
         if not carry_header:
             self._header = None
 
@@ -236,31 +254,40 @@ class ColumnContext:
         column = text.count(header.delimiter, line_start, position)
         if column >= len(header.columns):
             return {}
-        return {owner: ContextHit([keyword], 0) for owner, keyword in header.columns[column].items()}
+        owners = header.columns[column]
+        return {owner: ContextHit([keyword], 0) for owner, keyword in owners.items()}
 
     def _sql_columns(self, line_start: int, position: int) -> dict[int, ContextHit] | None:
         if not self._maybe_sql:
             return None
         text = self._text
-        cached = self._sql
-        if cached is not None and cached[0] < position and text.find(";", cached[1], position) < 0:
-            names = cached[2]
-            self._sql = (cached[0], position, names)
-        else:
-            low = max(0, position - _SQL_LOOKBACK)
-            values_at = max(text.rfind("VALUES", low, position), text.rfind("values", low, position))
-            if values_at < 0 or text.find(";", values_at, position) >= 0:
+        # Incremental: look for VALUES and ';' only in the text not examined yet, so the
+        # total work stays linear however many candidates a dump holds.
+        if position > self._sql_scanned_to:
+            lower = text.rfind("values", self._sql_scanned_to, position)
+            upper = text.rfind("VALUES", self._sql_scanned_to, position)
+            found = max(lower, upper)
+            if found >= 0:
+                self._values_at = found
                 self._sql = None
-                return None
+            semicolon = text.rfind(";", self._sql_scanned_to, position)
+            if semicolon >= 0:
+                self._semicolon_at = semicolon
+            self._sql_scanned_to = position
+        values_at = self._values_at
+        if values_at < 0 or self._semicolon_at > values_at:
+            return None
+        if self._sql is None or self._sql[0] != values_at:
             statement_start = max(text.rfind(";", max(0, values_at - 4000), values_at), 0)
             match = _SQL_COLUMNS.search(text, statement_start, values_at + 6)
-            if match is None:
-                self._sql = None
-                return None
-            names = [n.strip(" `\"[]\n\r\t") for n in match.group(1).split(",")]
+            names = [n.strip(" `\"[]\n\r\t") for n in match.group(1).split(",")] if match \
+                else []
             self._sql = (values_at, position, names)
+        names = self._sql[2]
+        if not names:
+            return None
         tuple_start = text.rfind("(", max(0, position - 4000), position)
-        if tuple_start < 0:
+        if tuple_start < values_at:
             return None
         column = text.count(",", tuple_start, position)
         if column >= len(names):

@@ -263,7 +263,7 @@ class Scanner:
 
     def _keyword_context(self, norm: str, start: int, end: int) -> dict[int, ContextHit]:
         if self._index is not None:
-            return self._index.around(start, end)
+            return self._index.around(norm, start, end)
         self._lookups += 1
         if self._lookups > WINDOW_LOOKUPS_BEFORE_INDEX:
             self._index = self._keywords.index(norm)
@@ -274,7 +274,7 @@ class Scanner:
                 i for i, rule in enumerate(self.rules.rules)
                 if rule.requires_context and i not in possible
             )
-            return self._index.around(start, end)
+            return self._index.around(norm, start, end)
         return self._keywords.around(norm, start, end)
 
     def _accept(self, index: int, start: int, end: int, canonical: str, hit: ContextHit | None,

@@ -7,7 +7,6 @@ is never stored on a finding.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -60,4 +59,4 @@ class Fingerprinter:
 
     def fingerprint(self, canonical_value: str) -> str:
         """Hex HMAC of the canonical value; identical values give identical fingerprints."""
-        return hmac.new(self.key, canonical_value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(self.key, canonical_value.encode("utf-8"), "sha256").hex()

@@ -15,8 +15,14 @@ from typing import TextIO
 
 from detectors import DocumentAccumulator, RuleError, Scanner, load_rules
 from streams.settings import Settings, SettingsError, load_settings
-from streams.textsource import DecodeReport, ScannedChunk, SkipFile, decode_blocks, iter_paths, \
-    scan_chunks
+from streams.textsource import (
+    DecodeReport,
+    ScannedChunk,
+    SkipFile,
+    decode_blocks,
+    iter_paths,
+    scan_chunks,
+)
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 PROGRESS_MIN_BYTES = 64 << 20

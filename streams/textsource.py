@@ -24,7 +24,7 @@ OVERLAP_CHARS = 256  # longer than any identifier plus its after-context
 LINE_SEARCH = 1 << 16
 
 
-class SkipFile(Exception):  # noqa: N818 - it is a signal, not an error
+class SkipFile(Exception):
     """The file is not scanned (binary, unreadable); the message says why, in one line."""
 
 

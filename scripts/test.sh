@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything the tests need into .venv, start the local services, run lint and the
+# whole test suite, stop the services. This is the README's test command; .ci/run runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${RORIWATCH_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+echo "== installing roriwatch and test dependencies (pinned by constraints.txt)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 \
+  | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+  -e ".[dev,services]" 2>&1 | grep -v "^WARNING: Location" || true
+
+echo "== ruff"
+"$VENV/bin/ruff" check .
+
+stop_services() { bash scripts/services.sh down >/dev/null 2>&1 || true; }
+if [ -d tests/integration ]; then
+  echo "== starting local services (Kafka protocol + Elasticsearch API + Prometheus on 127.0.0.1)"
+  trap stop_services EXIT
+  bash scripts/services.sh up --fresh ${RORIWATCH_TEST_SERVICES_FLAGS:---with-prometheus}
+fi
+
+echo "== pytest"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

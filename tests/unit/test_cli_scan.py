@@ -1,0 +1,86 @@
+"""`roriwatch scan` as a user runs it: exit codes, formats, bad input, no raw values."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {"RORIWATCH_HMAC_KEY": "unit-test-key-0123456789abcdef", "PATH": "/usr/bin:/bin"}
+
+
+def run(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "scan", *args], input=stdin, capture_output=True,
+        cwd=ROOT, env=ENV, timeout=60, check=False,
+    )
+
+
+@pytest.fixture
+def leak(tmp_path):
+    path = tmp_path / "leak.csv"
+    path.write_text("ho_ten,cccd,sdt\nNguyen Van A,079203012345,0912345678\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_findings_and_exit_code_1(leak):
+    result = run(str(leak), "--format", "jsonl")
+    assert result.returncode == 1
+    rows = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [(r["detector"], r["masked"], r["line"]) for r in rows] == [
+        ("vn_citizen_id", "079******345", 2), ("vn_phone", "09******78", 2)]
+    for row in rows:
+        assert {"source", "start", "end", "confidence", "fingerprint"} <= row.keys()
+    assert b"079203012345" not in result.stdout + result.stderr
+
+
+def test_clean_input_exits_0(tmp_path):
+    clean = tmp_path / "clean.txt"
+    clean.write_text("nothing to see, order DH20261124000123, 10.0.0.1\n", encoding="utf-8")
+    result = run(str(clean))
+    assert (result.returncode, result.stdout) == (0, b"")
+
+
+def test_stdin_and_summary():
+    result = run("-", "--format", "summary", stdin="SĐT 0912345678 CCCD 079203012345".encode())
+    assert result.returncode == 1
+    assert result.stdout.decode().startswith("-: HIGH") or b"MEDIUM" in result.stdout
+
+
+def test_reveal_is_the_only_way_to_print_raw_values_and_warns(leak):
+    result = run(str(leak), "--format", "jsonl", "--reveal")
+    assert b"079203012345" in result.stdout
+    assert b"--reveal" in result.stderr
+
+
+def test_bad_input_is_reported_and_the_scan_goes_on(tmp_path, leak):
+    binary = tmp_path / "image.bin"
+    binary.write_bytes(b"\x89PNG\x00\x00\x00" + bytes(range(256)))
+    broken = tmp_path / "latin1.txt"
+    broken.write_bytes("SĐT 0912345678 \xff\xfe tên".encode() + b"\xff\xfe")
+    result = run(str(binary), str(tmp_path / "missing.txt"), str(broken), str(leak))
+    err = result.stderr.decode()
+    assert "image.bin: binary file" in err
+    assert "missing.txt: no such file or directory" in err
+    assert "latin1.txt: invalid UTF-8: 2 byte sequence(s) replaced" in err
+    assert "Traceback" not in err
+    assert result.returncode == 1
+    assert "latin1.txt" in result.stdout.decode()
+
+
+def test_usage_errors_exit_2(tmp_path):
+    bad_rules = tmp_path / "r.yaml"
+    bad_rules.write_text("id: x_rule\nseverity: nope\n", encoding="utf-8")
+    result = run("--rules", str(bad_rules), str(tmp_path))
+    assert result.returncode == 2
+    assert "field 'severity'" in result.stderr.decode()
+    assert run("--min-confidence", "7", str(tmp_path)).returncode == 2
+
+
+def test_help_explains():
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "scan", "--help"],
+                            capture_output=True, cwd=ROOT, timeout=60, check=False)
+    assert b"exit codes" in result.stdout
+    assert b"--reveal" in result.stdout

@@ -1,0 +1,111 @@
+"""Spans found in text: offsets, normalisation, context, columns, never a slice."""
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detectors import DocumentAccumulator, Fingerprinter, Scanner, load_rules
+from detectors.normalize import fold, normalize
+from streams.textsource import scan_chunks
+
+SCANNER = Scanner(load_rules(), Fingerprinter(b"test-key-0123456789abcdef"))
+
+
+def spans(text):
+    return [(f.detector, text[f.start:f.end]) for f in SCANNER.scan(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SĐT: 0912.345.678", [("vn_phone", "0912.345.678")]),
+        ("gọi +84 912 345 678 nhé", [("vn_phone", "+84 912 345 678")]),
+        ("STK: 0912345678 MB Bank", [("vn_bank_account", "0912345678")]),
+        ("CCCD 079203012345, SĐT 0912345678",
+         [("vn_citizen_id", "079203012345"), ("vn_phone", "0912345678")]),
+        ("MST: 0315482678", [("vn_tax_code", "0315482678")]),
+        ("0912345678 079203012345", [("vn_phone", "0912345678"),
+                                     ("vn_citizen_id", "079203012345")]),
+        ("id=A0912345678 x0912345678 0912345678123 1.0912345678", []),
+        ("ip 192.168.100.200 on 2026-11-24 and 24.11.2026", []),
+        ("price 12.345.678 VND via STK", []),
+    ],
+)
+def test_spans_found_in_text(text, expected):
+    assert spans(text) == expected
+
+
+def test_offsets_point_into_original_text_after_normalisation():
+    written = "Số điện thoại: ０９１２\u200b３４５６７８ — căn cước 079203012345"
+    text = unicodedata.normalize("NFD", written)
+    found = SCANNER.scan(text)
+    assert [f.detector for f in found] == ["vn_phone", "vn_citizen_id"]
+    phone = found[0]
+    assert text[phone.start:phone.end] == "０９１２\u200b３４５６７８"
+    assert "so dien thoai" in phone.context
+    assert text[found[1].start:found[1].end] == "079203012345"
+
+
+def test_csv_header_is_context_for_the_whole_column():
+    text = "ho_ten;so_tai_khoan;ghi_chu\n" + "".join(
+        f"Nguyen Van {i};{1903567890120 + i};ok\n" for i in range(50)
+    )
+    found = SCANNER.scan(text)
+    assert len(found) == 50
+    assert {f.detector for f in found} == {"vn_bank_account"}
+    assert all(f.context == ("so tai khoan",) for f in found)
+
+
+def test_sql_insert_column_list_is_context():
+    text = ("INSERT INTO kh (id, ten, so_cmnd, stk) VALUES (1, 'A', '024567891', '0071001234567'),"
+            " (2, 'B', '381234567', '19035678901234');")
+    assert spans(text) == [
+        ("vn_legacy_id", "024567891"), ("vn_bank_account", "0071001234567"),
+        ("vn_legacy_id", "381234567"), ("vn_bank_account", "19035678901234"),
+    ]
+
+
+def test_keyword_on_previous_line_is_not_context():
+    assert spans("ck vào STK nhé\ntồn kho 9183396686 chiếc") == []
+
+
+def test_findings_never_carry_the_raw_value():
+    text = "CCCD 079203012345 SĐT 0912345678 the 9704365829147351 a.b@gmail.com"
+    for finding in SCANNER.scan(text):
+        raw = text[finding.start:finding.end]
+        assert raw not in repr(finding.to_dict())
+
+
+@given(st.text(max_size=200))
+def test_normalisation_is_idempotent(text):
+    once = normalize(text).text
+    assert normalize(once).text == once
+
+
+@given(st.text(max_size=200))
+def test_fold_keeps_length(text):
+    assert len(fold(text)) == len(text)
+
+
+@given(st.text(max_size=300))
+def test_scanner_never_crashes_and_spans_are_in_bounds(text):
+    for finding in SCANNER.scan(text):
+        assert 0 <= finding.start < finding.end <= len(text)
+
+
+def test_chunked_scan_equals_whole_scan_across_borders():
+    line = "KH Nguyen Van A CCCD 079203012345 SĐT 0912 345 678 STK 0071001234567 Vietcombank\n"
+    text = "ho_ten,cccd,sdt\n" + line * 300 + "".join(
+        f"Tran Thi B,0792030{i:05d},09{i:08d}\n" for i in range(300)
+    )
+    whole = [(f.detector, f.start, f.end) for f in SCANNER.scan(text)]
+    for chunk_chars in (1000, 1013, 4096):
+        pieces = [text[i:i + 777] for i in range(0, len(text), 777)]
+        chunked = [
+            (f.detector, f.start, f.end)
+            for chunk in scan_chunks(SCANNER, pieces, DocumentAccumulator(), chunk_chars)
+            for f in chunk.findings
+        ]
+        assert chunked == whole, chunk_chars
