@@ -1,21 +1,27 @@
-"""Scanner throughput on a generated mixed corpus, next to GNU grep on an equivalent pattern set.
+"""Scanner throughput per document shape and on a mixed corpus, next to GNU grep.
 
 usage: python bench/throughput.py [--mb 100] [--out bench/out]
-Writes the corpus once (logs, Vietnamese forum text, CSV dumps, JSON lines), then times
-`roriwatch scan` (one process, one core) and `grep -E -c` over the same file.
+
+Writes the corpora once under --out, then times the scanner in this process (one core) and
+`grep -E -c` with an equivalent pattern set (no validation, no context) over the same files.
+Throughput depends on how dense a text is in candidates: Python work per candidate dominates
+(../shared/reference/stack-notes.md), so the shapes are reported separately.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import platform
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from detectors import DocumentAccumulator, Fingerprinter, Scanner, load_rules
-from detectors.corpus import app_log, chat, csv_dump, forum_post, json_lines, sql_dump
+from detectors.corpus import LabelledDoc, app_log, chat, csv_dump, forum_post, json_lines, sql_dump
 from detectors.synthetic import Synth
 from streams.textsource import DecodeReport, decode_blocks, scan_chunks
 
@@ -23,24 +29,46 @@ GREP_PATTERN = (
     r"(^|[^0-9])(0[0-9]{9,11}|\+84[ .-]?[0-9]{9}|[0-9]{12}|[0-9]{13,19}|[A-Z][0-9]{7})"
     r"([^0-9]|$)|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 )
-# Share of bytes per shape: logs dominate real feeds; dumps are the dense part.
-MIX = ((app_log, 0.55), (forum_post, 0.15), (chat, 0.05), (csv_dump, 0.15), (json_lines, 0.05),
-       (sql_dump, 0.05))
+PROSE = ("Mình mới mua con laptop này tháng trước, dùng ổn, pin khoảng 6 tiếng, giá tầm "
+         "15.990.000đ. Có bạn nào biết chỗ sửa bàn phím uy tín ở quận 3 không? Cảm ơn mọi người. ")
+
+Generator = Callable[[Synth], LabelledDoc]
 
 
-def write_corpus(path: Path, megabytes: int) -> None:
+def forum_thread(s: Synth) -> LabelledDoc:
+    """Ordinary forum prose, one sale post in twenty."""
+    doc = LabelledDoc("forum")
+    for _ in range(20):
+        doc.add(PROSE * s.rng.randint(1, 4) + "\n")
+    doc.add(forum_post(s).text)
+    return doc
+
+
+SHAPES: dict[str, tuple[tuple[Generator, float], ...]] = {
+    "logs (1% of lines leak)": ((functools.partial(app_log, lines=200, leak_rate=0.01), 1.0),),
+    "forum threads (1 sale post in 20)": ((forum_thread, 1.0),),
+    "leak dumps (CSV/JSON/SQL, every row)": ((csv_dump, 0.6), (json_lines, 0.2),
+                                             (sql_dump, 0.2)),
+    "mixed feed (logs 60%, forum 30%, dumps 10%)": (
+        (functools.partial(app_log, lines=200, leak_rate=0.01), 0.6), (forum_thread, 0.25),
+        (chat, 0.05), (csv_dump, 0.06), (json_lines, 0.02), (sql_dump, 0.02)),
+}
+
+
+def write_corpus(path: Path, megabytes: int, mix: tuple[tuple[Generator, float], ...]) -> None:
     s = Synth(1)
     target = megabytes * 1_000_000
-    written = {g.__name__: 0 for g, _ in MIX}
+    written = [0] * len(mix)
+    total = 0
     with path.open("w", encoding="utf-8") as out:
-        total = 0
         while total < target:
-            for generator, share in MIX:
-                if written[generator.__name__] < share * target:
-                    text = generator(s).text
-                    out.write(text)
-                    written[generator.__name__] += len(text.encode())
-                    total += len(text.encode())
+            for index, (generator, share) in enumerate(mix):
+                if written[index] < share * target:
+                    data = generator(s).text
+                    out.write(data)
+                    size = len(data.encode())
+                    written[index] += size
+                    total += size
 
 
 def time_scanner(path: Path) -> tuple[float, int]:
@@ -54,37 +82,39 @@ def time_scanner(path: Path) -> tuple[float, int]:
     return time.perf_counter() - started, count
 
 
-def time_command(command: list[str]) -> float:
+def time_grep(path: Path) -> float | None:
+    grep = shutil.which("grep")
+    if grep is None:
+        return None
     started = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+    subprocess.run([grep, "-a", "-E", "-o", GREP_PATTERN, str(path)], stdout=subprocess.DEVNULL,
+                   check=False)
     return time.perf_counter() - started
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mb", type=int, default=100, help="corpus size in MB (default 100)")
-    parser.add_argument("--out", default="bench/out", help="where the corpus is written")
+    parser.add_argument("--mb", type=int, default=100, help="size of each corpus in MB")
+    parser.add_argument("--out", default="bench/out", help="where the corpora are written")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = out / f"mixed-{args.mb}mb.txt"
-    if not corpus.exists():
-        print(f"writing {corpus} ...", file=sys.stderr)
-        write_corpus(corpus, args.mb)
-    size = corpus.stat().st_size / 1e6
-    seconds, findings = time_scanner(corpus)
-    print(f"corpus: {size:.1f} MB mixed (logs 55%, forum+chat 20%, CSV/JSON/SQL dumps 25%)")
-    print(f"roriwatch scan (pyahocorasick + regex, 1 core): {size / seconds:.1f} MB/s, "
-          f"{findings:,} findings")
-    grep = shutil.which("grep")
-    if grep:
-        elapsed = time_command([grep, "-E", "-c", GREP_PATTERN, str(corpus)])
-        print(f"GNU grep -E (equivalent pattern set, no validation): {size / elapsed:.1f} MB/s")
-    rg = shutil.which("rg")
-    if rg:
-        elapsed = time_command([rg, "-c", GREP_PATTERN, str(corpus)])
-        print(f"ripgrep (same pattern): {size / elapsed:.1f} MB/s")
+    print(f"machine: {platform.processor() or platform.machine()}, Python "
+          f"{platform.python_version()}, one process")
+    print("| corpus | MB | roriwatch MB/s | findings/MB | grep -E -o MB/s |")
+    print("|---|---|---|---|---|")
+    for index, (name, mix) in enumerate(SHAPES.items()):
+        corpus = out / f"shape{index}-{args.mb}mb.txt"
+        if not corpus.exists():
+            print(f"writing {corpus} ...", file=sys.stderr)
+            write_corpus(corpus, args.mb, mix)
+        size = corpus.stat().st_size / 1e6
+        seconds, findings = time_scanner(corpus)
+        grep_seconds = time_grep(corpus)
+        grep = f"{size / grep_seconds:.0f}" if grep_seconds else "n/a"
+        print(f"| {name} | {size:.0f} | {size / seconds:.1f} | {findings / size:,.0f} | "
+              f"{grep} |")
     return 0
 
 

@@ -192,7 +192,9 @@ class ColumnContext:
             self._header = None
 
     def _column_rules(self, name: str) -> dict[int, str]:
-        folded = fold(name).replace("_", " ").replace("-", " ")
+        return self._folded_column_rules(fold(name).replace("_", " ").replace("-", " "))
+
+    def _folded_column_rules(self, folded: str) -> dict[int, str]:
         owners: dict[int, str] = {}
         for _s, _e, keyword, rule_indexes in self._keywords.hits_in(folded):
             for owner in rule_indexes:
@@ -200,7 +202,7 @@ class ColumnContext:
         return owners
 
     def _try_header(self, line: str) -> _Header | None:
-        if not line or line[0].isdigit():
+        if not line or line[0].isdigit() or len(line) > 4000:
             return None
         delimiter = max(_DELIMITERS, key=line.count)
         if line.count(delimiter) == 0:
@@ -208,12 +210,11 @@ class ColumnContext:
         fields = line.split(delimiter)
         if len(fields) > 200:
             return None
-        columns = []
-        for raw in fields:
-            match = _HEADER_FIELD.match(raw)
-            if match is None:
+        for raw in fields:  # cheap structural checks before any folding
+            if len(raw) > 48 or _HEADER_FIELD.match(raw) is None:
                 return None
-            columns.append(self._column_rules(match.group(1)))
+        folded = fold(line).replace("_", " ").replace("-", " ").split(delimiter)
+        columns = [self._folded_column_rules(name) for name in folded]
         if not any(columns):
             return None
         return _Header(delimiter, columns)

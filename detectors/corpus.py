@@ -130,13 +130,13 @@ def sql_dump(s: Synth, rows: int = 20) -> LabelledDoc:
     return doc
 
 
-def app_log(s: Synth, lines: int = 60) -> LabelledDoc:
-    """Application logs: mostly look-alikes (ids, epochs, IPs), a few real leaks."""
+def app_log(s: Synth, lines: int = 60, leak_rate: float = 0.35) -> LabelledDoc:
+    """Application logs: mostly look-alikes (ids, epochs, IPs), some lines leaking."""
     doc = LabelledDoc("log")
     for _ in range(lines):
         ts = f"2026-11-{s.rng.randint(1, 28):02d}T{s.rng.randint(0, 23):02d}:10:00Z"
         ip = f"10.{s.rng.randint(0, 255)}.{s.rng.randint(0, 255)}.{s.rng.randint(1, 254)}"
-        roll = s.rng.random()
+        roll = s.rng.random() * 0.35 / leak_rate if leak_rate else 1.0
         doc.add(f"{ts} INFO api {ip} user_id={s.digits(9)} req={s.negative()} ")
         if roll < 0.15:
             doc.add("otp sent to phone=")
