@@ -178,6 +178,7 @@ class ColumnContext:
         self._sql_scanned_to = 0
         self._values_at = -1
         self._semicolon_at = -1
+        self._line_memo = (0, 0)
 
     def reset_text(self, text: str, carry_header: bool) -> None:
         """Start on a new text (or the next chunk of the same file)."""
@@ -188,6 +189,7 @@ class ColumnContext:
         self._sql_scanned_to = 0
         self._values_at = -1
         self._semicolon_at = -1
+        self._line_memo = (0, 0)
         if not carry_header:
             self._header = None
 
@@ -234,6 +236,20 @@ class ColumnContext:
             position = stop + 1
         self._cursor = max(self._cursor, line_start)
 
+    def _line_start(self, position: int) -> int:
+        """Start of the line holding ``position``.
+
+        Incremental, so a line of megabytes is searched once, not once per candidate on it.
+        """
+        seen_to, start = self._line_memo
+        if position >= seen_to:
+            newline = self._text.rfind("\n", seen_to, position)
+            start = newline + 1 if newline >= 0 else start
+        else:
+            start = self._text.rfind("\n", 0, position) + 1
+        self._line_memo = (position, start)
+        return start
+
     def header_owners(self) -> set[int]:
         """Rules that the current table header gives context to (carried across chunks)."""
         if self._header is None:
@@ -243,7 +259,7 @@ class ColumnContext:
     def at(self, position: int) -> dict[int, ContextHit]:
         """Column context for a value starting at ``position``: rule index -> hit."""
         text = self._text
-        line_start = text.rfind("\n", 0, position) + 1
+        line_start = self._line_start(position)
         if line_start > self._cursor:
             self._advance(line_start)
         sql = self._sql_columns(line_start, position)

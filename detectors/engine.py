@@ -55,6 +55,7 @@ EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}(
 _SEPARATORS = str.maketrans("", "", " .-()+")
 _GLUE_BEFORE = "_@.+/-"
 MAX_TOKEN = 64
+MAX_GROUP_PARTS = 6
 # Window look-ups before one full-text keyword pass may replace them (see _keyword_context).
 WINDOW_LOOKUPS_BEFORE_INDEX = 32
 
@@ -177,20 +178,30 @@ class Scanner:
 
     def _split_on_spaces(self, norm: str, token: str, start: int, columns: ColumnContext,
                          found: list[_Candidate]) -> None:
-        parts: list[tuple[int, str]] = []
+        """Space-joined values ("0912345678 079203012345"): longest valid groups, left first.
+
+        Only groups whose digit count some rule accepts are tried, and at most
+        MAX_GROUP_PARTS parts per group, so a hostile "1 1 1 1 ..." stays linear.
+        """
+        parts: list[tuple[int, int]] = []  # (offset in token, digit count)
         offset = 0
         for part in token.split(" "):
-            parts.append((offset, part))
+            parts.append((offset, len(part.translate(_SEPARATORS))))
             offset += len(part) + 1
         index = 0
         while index < len(parts):
-            for stop in range(len(parts), index, -1):
+            digits = 0
+            stops = []
+            for stop in range(index, min(len(parts), index + MAX_GROUP_PARTS)):
+                digits += parts[stop][1]
+                if digits in self._number_rules:
+                    stops.append(stop + 1)
+            for stop in reversed(stops):
                 begin = parts[index][0]
-                last_offset, last_part = parts[stop - 1]
-                sub = token[begin:last_offset + len(last_part)]
-                if sub == token:
+                finish = parts[stop][0] - 1 if stop < len(parts) else len(token)
+                if finish - begin == len(token):
                     continue
-                if self._number_token(norm, sub, start + begin, columns, found):
+                if self._number_token(norm, token[begin:finish], start + begin, columns, found):
                     index = stop
                     break
             else:

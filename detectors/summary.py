@@ -82,6 +82,7 @@ class DocumentAccumulator:
         """Fold in one chunk: ``findings`` have offsets relative to ``text`` plus ``offset``."""
         by_line: dict[int, set[str]] = {}
         line_of: dict[int, tuple[int, int]] = {}
+        seen_to, line_start, line_end = 0, 0, -1
         for finding in findings:
             self._total += 1
             self._counts[finding.detector] += 1
@@ -95,9 +96,13 @@ class DocumentAccumulator:
                 samples.append({"detector": finding.detector, "masked": finding.masked,
                                 "confidence": finding.confidence})
             local = finding.start - offset
-            line_start = text.rfind("\n", 0, local) + 1
-            line_end = text.find("\n", local)
-            line_end = len(text) if line_end < 0 else line_end
+            if local > line_end or local < seen_to:  # findings arrive in order: one pass
+                newline = text.rfind("\n", seen_to if local >= seen_to else 0, local)
+                line_start = newline + 1 if newline >= 0 else (line_start if local >= seen_to
+                                                                else 0)
+                line_end = text.find("\n", local)
+                line_end = len(text) if line_end < 0 else line_end
+            seen_to = local
             by_line.setdefault(line_start, set()).add(finding.detector)
             line_of[line_start] = (line_start, line_end)
             if finding.detector == "vn_bank_account" and any(

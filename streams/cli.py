@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen command; never shows a traceback for user errors."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None)
+    handler = getattr(args, "handler", None) or getattr(args, "func", None)
     if handler is None:
         parser.print_help()
         return 2
