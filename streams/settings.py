@@ -14,6 +14,8 @@ from pathlib import Path
 from detectors.privacy import Fingerprinter
 
 ENV_PREFIX = "RORIWATCH_"
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class SettingsError(ValueError):
@@ -32,9 +34,9 @@ class Settings:
     topic_deadletter: str = "roriwatch.deadletter"
     topic_partitions: int = 3
     es_url: str = "http://127.0.0.1:9200"
-    es_api_key: str | None = None
+    es_api_key: str | None = field(default=None, repr=False)
     es_username: str | None = None
-    es_password: str | None = None
+    es_password: str | None = field(default=None, repr=False)
     es_ca_certs: str | None = None
     es_index_prefix: str = "roriwatch"
     es_retention_days: int = 90
@@ -50,6 +52,12 @@ class Settings:
     data_dir: str = ".roriwatch"
     web_port: int = 6066
     deadletter_keep_raw: bool = False
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    previous_hmac_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def feed_topics(self) -> dict[str, str]:
         """Feed kind → topic name."""
@@ -66,6 +74,32 @@ class Settings:
                 "secret of at least 32 bytes."
             )
         return Fingerprinter.ephemeral_key()
+
+    def previous_fingerprinters(self) -> list[Fingerprinter]:
+        """Retired keys: watch-lists built under them still match after a rotation."""
+        return [Fingerprinter(key=key, key_id=key_id) for key_id, key in self.previous_hmac_keys]
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """TLS/SASL options in kafka-python's names (producers, admin, collectors)."""
+        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_ssl_cafile:
+            options["ssl_cafile"] = self.kafka_ssl_cafile
+        if self.kafka_sasl_mechanism:
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                           sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password)
+        return options
+
+    def es_client_options(self) -> dict[str, object]:
+        """Elasticsearch client options: API key or basic auth, CA bundle for TLS."""
+        options: dict[str, object] = {"hosts": [self.es_url]}
+        if self.es_api_key:
+            options["api_key"] = self.es_api_key
+        elif self.es_username and self.es_password:
+            options["basic_auth"] = (self.es_username, self.es_password)
+        if self.es_ca_certs:
+            options["ca_certs"] = self.es_ca_certs
+        return options
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (CLI flags win over the environment)."""
@@ -114,6 +148,18 @@ def _hmac_key(env: Mapping[str, str]) -> bytes | None:
     return key
 
 
+def _previous_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
+    """``id1:secret1,id2:secret2``: retired keys, kept so old fingerprints still match."""
+    keys = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id or len(secret) < 16:
+            raise SettingsError("RORIWATCH_HMAC_PREVIOUS_KEYS must be 'id:secret,...' with "
+                                "secrets of at least 16 bytes")
+        keys.append((key_id, secret.encode("utf-8")))
+    return tuple(keys)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``RORIWATCH_*`` variables; unknown values fail with the fix."""
     env = os.environ if env is None else env
@@ -128,6 +174,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "ES_CA_CERTS": "es_ca_certs", "ES_INDEX_PREFIX": "es_index_prefix",
         "HMAC_KEY_ID": "hmac_key_id", "ALERT_MIN_SEVERITY": "alert_min_severity",
         "APP_ID": "app_id", "DATA_DIR": "data_dir",
+        "KAFKA_SECURITY_PROTOCOL": "kafka_security_protocol",
+        "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
+        "KAFKA_SASL_USERNAME": "kafka_sasl_username",
+        "KAFKA_SASL_PASSWORD": "kafka_sasl_password", "KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
     }  # fmt: skip
     for suffix, attr in text_fields.items():
         value = get(ENV_PREFIX + suffix)
@@ -152,7 +202,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if rules:
         kwargs["rules_files"] = tuple(p for p in rules.split(os.pathsep) if p)
     kwargs["hmac_key"] = _hmac_key(env)
+    kwargs["previous_hmac_keys"] = _previous_keys(env.get(ENV_PREFIX + "HMAC_PREVIOUS_KEYS", ""))
     settings = replace(defaults, **kwargs)
+    if settings.kafka_security_protocol not in KAFKA_PROTOCOLS:
+        raise SettingsError("RORIWATCH_KAFKA_SECURITY_PROTOCOL must be one of "
+                            + ", ".join(KAFKA_PROTOCOLS))
+    if settings.kafka_sasl_mechanism and settings.kafka_sasl_mechanism not in SASL_MECHANISMS:
+        raise SettingsError("RORIWATCH_KAFKA_SASL_MECHANISM must be one of "
+                            + ", ".join(SASL_MECHANISMS))
+    if settings.kafka_sasl_mechanism and not (settings.kafka_sasl_username
+                                              and settings.kafka_sasl_password):
+        raise SettingsError("RORIWATCH_KAFKA_SASL_MECHANISM is set: also set "
+                            "RORIWATCH_KAFKA_SASL_USERNAME and RORIWATCH_KAFKA_SASL_PASSWORD")
     if settings.alert_min_severity not in ("low", "medium", "high", "critical"):
         raise SettingsError("RORIWATCH_ALERT_MIN_SEVERITY must be low, medium, high or critical")
     return settings

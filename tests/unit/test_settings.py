@@ -1,0 +1,62 @@
+"""Settings: the environment is read in one place, and bad values fail with the fix."""
+
+import pytest
+
+from streams.settings import SettingsError, load_settings
+
+
+def test_defaults_need_no_environment():
+    settings = load_settings({})
+    assert settings.broker == "kafka://127.0.0.1:9092"
+    assert settings.fingerprinter().ephemeral
+
+
+def test_production_refuses_to_start_without_a_key():
+    settings = load_settings({"RORIWATCH_PRODUCTION": "1"})
+    with pytest.raises(SettingsError, match="RORIWATCH_HMAC_KEY"):
+        settings.fingerprinter()
+
+
+def test_key_from_file_and_key_id(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    settings = load_settings({"RORIWATCH_HMAC_KEY_FILE": str(key_file),
+                              "RORIWATCH_HMAC_KEY_ID": "2026-11", "RORIWATCH_PRODUCTION": "yes"})
+    fingerprinter = settings.fingerprinter()
+    assert (fingerprinter.key, fingerprinter.key_id) == (b"0123456789abcdef0123456789abcdef",
+                                                         "2026-11")
+
+
+def test_rotation_keeps_previous_keys():
+    settings = load_settings({"RORIWATCH_HMAC_KEY": "new-secret-0123456789",
+                              "RORIWATCH_HMAC_KEY_ID": "k2",
+                              "RORIWATCH_HMAC_PREVIOUS_KEYS": "k1:old-secret-0123456789"})
+    [old] = settings.previous_fingerprinters()
+    assert old.key_id == "k1"
+    assert old.fingerprint("0912345678") != settings.fingerprinter().fingerprint("0912345678")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RORIWATCH_HMAC_KEY": "short"}, "shorter than 16 bytes"),
+        ({"RORIWATCH_METRICS_PORT": "ninety"}, "RORIWATCH_METRICS_PORT='ninety' is not an integer"),
+        ({"RORIWATCH_PRODUCTION": "maybe"}, "is not a boolean"),
+        ({"RORIWATCH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "also set RORIWATCH_KAFKA_SASL_USER"),
+        ({"RORIWATCH_KAFKA_SECURITY_PROTOCOL": "TLS"}, "must be one of PLAINTEXT"),
+        ({"RORIWATCH_HMAC_KEY_FILE": "/nonexistent/key"}, "cannot read it"),
+    ],
+)
+def test_bad_values_name_the_variable(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
+
+
+def test_secrets_never_appear_in_repr():
+    settings = load_settings({"RORIWATCH_HMAC_KEY": "super-secret-value-123",
+                              "RORIWATCH_KAFKA_SASL_MECHANISM": "PLAIN",
+                              "RORIWATCH_KAFKA_SASL_USERNAME": "u",
+                              "RORIWATCH_KAFKA_SASL_PASSWORD": "kafka-password-xyz"})
+    assert "super-secret-value-123" not in repr(settings)
+    assert "kafka-password-xyz" not in repr(settings)
+    assert settings.kafka_client_options()["sasl_plain_password"] == "kafka-password-xyz"
