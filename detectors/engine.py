@@ -56,6 +56,7 @@ _SEPARATORS = str.maketrans("", "", " .-()+")
 _GLUE_BEFORE = "_@.+/-"
 MAX_TOKEN = 64
 MAX_GROUP_PARTS = 6
+EAGER_INDEX_CHARS = 1 << 18
 # Window look-ups before one full-text keyword pass may replace them (see _keyword_context).
 WINDOW_LOOKUPS_BEFORE_INDEX = 32
 
@@ -99,6 +100,7 @@ class Scanner:
             elif rule.kind == "email":
                 self._email_rules.append(index)
         self._watch = self._build_watch_automaton(rules)
+        self._all_lengths = frozenset(self._number_rules)
 
     @staticmethod
     def _build_watch_automaton(rules: RuleSet) -> ahocorasick.Automaton | None:
@@ -129,12 +131,15 @@ class Scanner:
         self._lookups = 0
         self._index: KeywordIndex | None = None
         self._no_context_anywhere: frozenset[int] = frozenset()
+        self._active_lengths = self._all_lengths
         self._columns = columns
+        if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
+            self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
         found: list[_Candidate] = []
         for run in NUMBER_RUN.finditer(norm):
             token = run.group()
             if token.isdigit():  # the common case: one bare digit run, boundaries checked here
-                if len(token) < 8:
+                if len(token) not in self._active_lengths:
                     continue
                 begin, finish = run.span()
                 if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
@@ -286,16 +291,26 @@ class Scanner:
         # ~30 ns/char otherwise (str.translate per character): switch when it pays.
         per_window = 512 if norm.isascii() else 48
         if self._lookups > max(WINDOW_LOOKUPS_BEFORE_INDEX, len(norm) // per_window):
-            self._index = self._keywords.index(norm)
-            # Context-gated rules whose keywords appear nowhere in this document (nor in a
-            # carried table header) cannot fire: skip them for every later candidate.
-            possible = self._index.owners | self._columns.header_owners()
-            self._no_context_anywhere = frozenset(
-                i for i, rule in enumerate(self.rules.rules)
-                if rule.requires_context and i not in possible
-            )
-            return self._index.around(norm, start, end)
+            return self._build_index(norm).around(norm, start, end)
         return self._keywords.around(norm, start, end)
+
+    def _build_index(self, norm: str) -> KeywordIndex:
+        """Index every keyword once; rules that need context and have none anywhere stop here.
+
+        Context-gated rules whose keywords appear nowhere in this text (nor in a carried
+        table header) cannot fire, so later candidates skip them, and digit runs of lengths
+        only those rules accept are dropped before any Python work.
+        """
+        self._index = self._keywords.index(norm)
+        possible = self._index.owners | self._columns.header_owners()
+        gated = frozenset(i for i, rule in enumerate(self.rules.rules)
+                          if rule.requires_context and i not in possible)
+        self._no_context_anywhere = gated
+        self._active_lengths = frozenset(
+            length for length, indexes in self._number_rules.items()
+            if any(i not in gated for i in indexes)
+        )
+        return self._index
 
     def _accept(self, index: int, start: int, end: int, canonical: str, hit: ContextHit | None,
                 found: list[_Candidate]) -> None:
