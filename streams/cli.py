@@ -6,7 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streams.collectors.cli import add_collect_subcommand
+from streams.incidents.command import add_incidents_subcommand
+from streams.pipeline_commands import add_pipeline_subcommands
 from streams.scan_command import add_scan_subcommand
+from streams.watchlist_command import add_watchlist_subcommand
 
 DESCRIPTION = """\
 roriwatch — find leaks of Vietnamese personal data (citizen IDs, phones, bank accounts,
@@ -15,7 +19,7 @@ the leak: every output carries masked values and keyed fingerprints only."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full command tree; subcommands register themselves from their own modules."""
+    """The full command tree; each subcommand registers itself from its own module."""
     parser = argparse.ArgumentParser(
         prog="roriwatch", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -23,20 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_scan_subcommand(subparsers)
-    for module_name, function_name in _OPTIONAL_COMMANDS:
-        try:
-            module = __import__(module_name, fromlist=[function_name])
-        except ImportError:
-            continue
-        getattr(module, function_name)(subparsers)
+    add_pipeline_subcommands(subparsers)
+    add_collect_subcommand(subparsers)
+    add_watchlist_subcommand(subparsers)
+    add_incidents_subcommand(subparsers)
     return parser
-
-
-# Commands that live in their own modules (pipeline, collectors); registered when present.
-_OPTIONAL_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("streams.pipeline_commands", "add_pipeline_subcommands"),
-    ("streams.collectors.cli", "add_collect_subcommand"),
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

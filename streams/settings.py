@@ -58,6 +58,9 @@ class Settings:
     kafka_sasl_password: str | None = field(default=None, repr=False)
     kafka_ssl_cafile: str | None = None
     previous_hmac_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    routes_file: str | None = None
+    topic_incidents: str | None = None
+    incident_jaccard: float = 0.8
 
     def feed_topics(self) -> dict[str, str]:
         """Feed kind → topic name."""
@@ -178,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
         "KAFKA_SASL_USERNAME": "kafka_sasl_username",
         "KAFKA_SASL_PASSWORD": "kafka_sasl_password", "KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
+        "ROUTES_FILE": "routes_file", "TOPIC_INCIDENTS": "topic_incidents",
     }  # fmt: skip
     for suffix, attr in text_fields.items():
         value = get(ENV_PREFIX + suffix)
@@ -201,6 +205,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     rules = get(ENV_PREFIX + "RULES_FILES")
     if rules:
         kwargs["rules_files"] = tuple(p for p in rules.split(os.pathsep) if p)
+    if get(ENV_PREFIX + "INCIDENT_JACCARD"):
+        jaccard = _float(get(ENV_PREFIX + "INCIDENT_JACCARD", ""), "RORIWATCH_INCIDENT_JACCARD")
+        if not 0.5 <= jaccard <= 1.0:
+            raise SettingsError("RORIWATCH_INCIDENT_JACCARD must be between 0.5 and 1.0")
+        kwargs["incident_jaccard"] = jaccard
     kwargs["hmac_key"] = _hmac_key(env)
     kwargs["previous_hmac_keys"] = _previous_keys(env.get(ENV_PREFIX + "HMAC_PREVIOUS_KEYS", ""))
     settings = replace(defaults, **kwargs)
