@@ -599,10 +599,10 @@ def test_large_documents_are_scanned_off_the_event_loop(tmp_path: Path) -> None:
         ticker = asyncio.create_task(tick())
         result = await pipeline.scan(text)
         ticker.cancel()
-        return result, max(gaps)
+        return result, gaps
 
     try:
-        (findings, summary), worst_gap = asyncio.run(scan_while_ticking())
+        (findings, summary), gaps = asyncio.run(scan_while_ticking())
     finally:
         pipeline.close()
     whole = Scanner(load_rules(), Fingerprinter(key=HMAC_KEY.encode()), min_confidence=0.5)
@@ -610,8 +610,10 @@ def test_large_documents_are_scanned_off_the_event_loop(tmp_path: Path) -> None:
     assert summary.counts == expected.counts
     assert summary.severity == expected.severity == "critical"
     assert len(findings) == 1000
-    print(f"worst event-loop gap {worst_gap * 1000:.0f} ms")
-    assert worst_gap < 0.5, f"event loop blocked for {worst_gap:.2f}s"
+    # Structural, not timed (benchmarks measure time): had the scan run on the event loop,
+    # the ticker could not have run at all until it finished; in a thread it keeps ticking.
+    print(f"{len(gaps)} ticks during the scan, worst gap {max(gaps, default=0) * 1000:.0f} ms")
+    assert len(gaps) >= 3, "the event loop did not run while the document was scanned"
 
 
 @pytest.mark.parametrize(("role", "agents", "group"), [
