@@ -11,6 +11,7 @@ from types import FrameType
 
 from streams.collectors.config import COLLECTOR_KINDS, CollectorConfigError
 from streams.collectors.runner import CollectorError, run_collector
+from streams.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,9 @@ def run_collect_command(args: argparse.Namespace) -> int:
             once=args.once,
             dry_run=args.dry_run,
             sources=args.sources,
+            kafka_options=load_settings().kafka_client_options(),
         )
-    except (CollectorConfigError, CollectorError) as exc:
+    except (CollectorConfigError, CollectorError, SettingsError) as exc:
         print(f"roriwatch collect: error: {exc}", file=sys.stderr)
         return 2
     for name, stats in report.sources.items():

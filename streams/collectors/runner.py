@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -218,6 +219,7 @@ def build_sink(
     bootstrap: str | None,
     dry_run: bool,
     dry_run_stream: TextIO | None = None,
+    kafka_options: Mapping[str, object] | None = None,
 ) -> EnvelopeSink:
     """Choose the sink: JSON lines for dry runs, Kafka otherwise."""
     if dry_run:
@@ -236,6 +238,7 @@ def build_sink(
             acks_timeout_seconds=config.kafka.acks_timeout_seconds,
             enable_idempotence=config.kafka.enable_idempotence,
             compression_type=config.kafka.compression_type,
+            security=kafka_options,
         )
     except SinkError as exc:
         raise CollectorError(str(exc)) from None
@@ -254,6 +257,7 @@ def run_collector(
     dry_run_stream: TextIO | None = None,
     serve_metrics: bool = True,
     sources: list[str] | None = None,
+    kafka_options: Mapping[str, object] | None = None,
 ) -> CollectorReport:
     """Run the ``kind`` sources of a config file until ``stop_event`` is set (or one cycle).
 

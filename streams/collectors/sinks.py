@@ -93,6 +93,7 @@ class KafkaSink:
         enable_idempotence: bool = True,
         compression_type: str | None = None,
         producer: Any = None,
+        security: Mapping[str, object] | None = None,
     ) -> None:
         self.topics = dict(topics or FEED_TOPICS)
         self.acks_timeout_seconds = acks_timeout_seconds
@@ -112,6 +113,8 @@ class KafkaSink:
                 "max_block_ms": timeout_ms,
                 # kafka-python 3 only: fail start-up in time instead of its 30 s default.
                 "bootstrap_timeout_ms": timeout_ms,
+                # TLS/SASL from Settings.kafka_client_options() (never logged).
+                **dict(security or {}),
             }
             supported = KafkaProducer.DEFAULT_CONFIG
             try:
