@@ -562,6 +562,10 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
         stream_processing_timeout=3600.0,
         key_serializer="raw",
         value_serializer="raw",
+        # Faust would otherwise read unprefixed variables (BROKER_URL, WEB_PORT, ...) and
+        # let them override the above; Kubernetes injects WEB_PORT=tcp://... for a Service
+        # named "web". streams.settings is the only reader of the environment.
+        env={},
     )
     pipeline = Pipeline(settings, app, metrics, rules)
     app.pipeline = pipeline  # type: ignore[attr-defined]
