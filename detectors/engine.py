@@ -13,6 +13,7 @@ folded text, and only when such rules are loaded.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ahocorasick
@@ -80,9 +81,17 @@ class Scanner:
         fingerprinter: Fingerprinter | None = None,
         *,
         min_confidence: float = 0.5,
+        previous_fingerprinters: Sequence[Fingerprinter] = (),
     ) -> None:
+        """Compile the rules once; the scanner is then reused for every document.
+
+        ``previous_fingerprinters``: retired keys still in use by some watch-list; every
+        finding then also carries its fingerprint under each of them (a rotation costs one
+        HMAC per finding per old key, so pass only the keys that something still needs).
+        """
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter.ephemeral_key()
+        self.previous_fingerprinters = tuple(previous_fingerprinters)
         self.min_confidence = min_confidence
         self._keywords = KeywordContext(rules)
         self._number_rules: dict[int, list[int]] = {}
@@ -330,6 +339,7 @@ class Scanner:
             if current is None or self._rank(cand) > self._rank(current):
                 best[key] = cand
         findings = []
+        previous = self.previous_fingerprinters
         for cand in sorted(best.values(), key=lambda c: (c.start, c.end)):
             if cand.confidence < self.min_confidence:
                 continue
@@ -346,6 +356,8 @@ class Scanner:
                 key_id=self.fingerprinter.key_id,
                 severity=rule.severity,
                 context=tuple(cand.context.keywords) if cand.context else (),
+                previous_fingerprints=tuple((old.key_id, old.fingerprint(cand.canonical))
+                                            for old in previous) if previous else (),
             ))
         return findings
 

@@ -41,6 +41,9 @@ class DocumentSummary:
     reasons: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
     findings_total: int = 0
+    # key id -> fingerprints under that retired key, for watch-list matching during a key
+    # rotation only; alerts carry the current key's fingerprints (see to_dict).
+    previous_fingerprints: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def severity_rank(self) -> int:
@@ -68,6 +71,7 @@ class DocumentAccumulator:
     def __init__(self, max_fingerprints: int = 10_000) -> None:
         self._counts: Counter[str] = Counter()
         self._fingerprints: dict[str, None] = {}
+        self._previous: dict[str, dict[str, None]] = {}
         self._max_fingerprints = max_fingerprints
         self._distinct: dict[str, set[str]] = {}
         self._records = 0
@@ -89,6 +93,10 @@ class DocumentAccumulator:
             self._distinct.setdefault(finding.detector, set()).add(finding.fingerprint)
             if len(self._fingerprints) < self._max_fingerprints:
                 self._fingerprints[finding.fingerprint] = None
+            for key_id, fingerprint in finding.previous_fingerprints:
+                under_key = self._previous.setdefault(key_id, {})
+                if len(under_key) < self._max_fingerprints:
+                    under_key[fingerprint] = None
             if finding.confidence >= CONTEXT_CONFIDENCE:
                 self._contextual[finding.detector] += 1
             samples = self._samples.setdefault(finding.detector, [])
@@ -167,6 +175,7 @@ class DocumentAccumulator:
             reasons=reasons,
             samples=samples,
             findings_total=self._total,
+            previous_fingerprints={k: list(v) for k, v in sorted(self._previous.items())},
         )
 
 

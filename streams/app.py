@@ -190,20 +190,31 @@ class Pipeline:
         self.key_id = fingerprinter.key_id
         self.rules_version = rules.version()
         self.watchlist_detectors = frozenset(r.id for r in rules.rules if r.kind == "keyword")
-        self.scanner = Scanner(rules, fingerprinter, min_confidence=settings.min_confidence)
-        # Scanner keeps per-call state: the worker thread gets its own instance.
-        self._thread_scanner = Scanner(rules, fingerprinter,
-                                       min_confidence=settings.min_confidence)
-        self.redact = make_redactor(self.scanner)
-        self.min_severity_rank = SEVERITY_RANK[settings.alert_min_severity]
         try:
-            self.watchlists = WatchlistIndex.load(settings.data_dir, self.key_id)
+            self.watchlists = WatchlistIndex.load(
+                settings.data_dir, self.key_id,
+                [key_id for key_id, _ in settings.previous_hmac_keys])
         except (WatchlistError, OSError, ValueError) as exc:
             log.error("watch-lists under %s not loaded (%s); alerts carry no watch-list hits",
                       settings.data_dir, exc)
             self.watchlists = WatchlistIndex()
         for name, why in self.watchlists.skipped.items():
             log.warning("watch-list %s skipped: %s", name, why)
+        # During a key rotation, findings are also fingerprinted under the retired keys that
+        # some watch-list still uses (and only those: each costs one HMAC per finding).
+        previous = [old for old in settings.previous_fingerprinters()
+                    if old.key_id in self.watchlists.previous_key_ids]
+        if previous:
+            log.info("watch-lists under retired key id(s) %s also match until re-imported",
+                     ", ".join(sorted(old.key_id for old in previous)))
+        self.scanner = Scanner(rules, fingerprinter, min_confidence=settings.min_confidence,
+                               previous_fingerprinters=previous)
+        # Scanner keeps per-call state: the worker thread gets its own instance.
+        self._thread_scanner = Scanner(rules, fingerprinter,
+                                       min_confidence=settings.min_confidence,
+                                       previous_fingerprinters=previous)
+        self.redact = make_redactor(self.scanner)
+        self.min_severity_rank = SEVERITY_RANK[settings.alert_min_severity]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roriwatch-scan")
         self.topic_kinds = {topic: kind for kind, topic in settings.feed_topics().items()}
         self.feed_topic = app.topic(*settings.feed_topics().values(), key_type=bytes,
@@ -264,7 +275,8 @@ class Pipeline:
                 return []
             alert = self.alert_for(decoded, summary, findings, info)
             # Watch-list hits can raise the severity, so they count before the threshold.
-            hits = self.watchlists.match(summary.fingerprints) if self.watchlists.lists else {}
+            hits = (self.watchlists.match(summary.fingerprints, summary.previous_fingerprints)
+                    if self.watchlists.lists else {})
             if hits:
                 alert = apply_watchlist_hits(alert, hits)
             if alert["severity_rank"] < self.min_severity_rank:

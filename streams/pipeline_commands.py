@@ -354,9 +354,12 @@ def expected_alert_ids(settings: Settings, sent: Sequence[SentMessage]) -> set[s
     from streams.watchlists import WatchlistIndex, apply_watchlist_hits
 
     fingerprinter = settings.fingerprinter()
+    watchlists = WatchlistIndex.load(settings.data_dir, fingerprinter.key_id,
+                                     [key_id for key_id, _ in settings.previous_hmac_keys])
     scanner = Scanner(load_rules(settings.rules_files), fingerprinter,
-                      min_confidence=settings.min_confidence)
-    watchlists = WatchlistIndex.load(settings.data_dir, fingerprinter.key_id)
+                      min_confidence=settings.min_confidence,
+                      previous_fingerprinters=[old for old in settings.previous_fingerprinters()
+                                               if old.key_id in watchlists.previous_key_ids])
     min_rank = SEVERITY_RANK[settings.alert_min_severity]
     kinds = {topic: kind for kind, topic in settings.feed_topics().items()}
     expected = set()
@@ -370,7 +373,7 @@ def expected_alert_ids(settings: Settings, sent: Sequence[SentMessage]) -> set[s
         summary = summarize(decoded.text, scanner.scan(decoded.text))
         if not summary.findings_total:
             continue
-        hits = watchlists.match(summary.fingerprints)
+        hits = watchlists.match(summary.fingerprints, summary.previous_fingerprints)
         rank = apply_watchlist_hits({"severity_rank": summary.severity_rank}, hits)[
             "severity_rank"] if hits else summary.severity_rank
         if rank >= min_rank:

@@ -366,39 +366,67 @@ def new_watchlist(name: str, report: ImportReport, fingerprinter: Fingerprinter)
 
 @dataclass
 class WatchlistIndex:
-    """Fingerprint → list names, for matching findings; lists under another key are skipped."""
+    """Fingerprint → list names, for matching findings.
+
+    Lists made with the current key match the findings' fingerprints; lists made with a
+    previous key (``RORIWATCH_HMAC_PREVIOUS_KEYS``, during a rotation) match the findings'
+    fingerprints under that key; lists under any other key are skipped with a reason.
+    """
 
     lists: dict[str, frozenset[str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, str] = field(default_factory=dict)
+    current_key_id: str = ""
 
     @classmethod
-    def from_watchlists(cls, watchlists: Iterable[Watchlist], key_id: str) -> WatchlistIndex:
-        """Index the lists made with ``key_id``; the others are recorded in ``skipped``."""
-        index = cls()
+    def from_watchlists(cls, watchlists: Iterable[Watchlist], key_id: str,
+                        previous_key_ids: Iterable[str] = ()) -> WatchlistIndex:
+        """Index the lists made with ``key_id`` or a previous key; the rest go to ``skipped``."""
+        index = cls(current_key_id=key_id)
+        usable = {key_id, *previous_key_ids}
         for watchlist in watchlists:
-            if watchlist.key_id != key_id:
-                index.skipped[watchlist.name] = (f"made with key id '{watchlist.key_id}', the "
-                                                 f"workers use '{key_id}'")
+            if watchlist.key_id not in usable:
+                index.skipped[watchlist.name] = (
+                    f"made with key id '{watchlist.key_id}', the workers use '{key_id}' and "
+                    f"'{watchlist.key_id}' is not in RORIWATCH_HMAC_PREVIOUS_KEYS; re-import "
+                    "it with the current key")
                 continue
             index.lists[watchlist.name] = watchlist.fingerprints
+            index.key_ids[watchlist.name] = watchlist.key_id
         return index
 
     @classmethod
-    def load(cls, data_dir: str | Path, key_id: str) -> WatchlistIndex:
+    def load(cls, data_dir: str | Path, key_id: str,
+             previous_key_ids: Iterable[str] = ()) -> WatchlistIndex:
         """Load every list under ``data_dir``."""
-        return cls.from_watchlists(list_watchlists(data_dir), key_id)
+        return cls.from_watchlists(list_watchlists(data_dir), key_id, previous_key_ids)
 
     @property
     def names(self) -> list[str]:
         """Names of the lists in force (bounded: they become metric labels)."""
         return sorted(self.lists)
 
-    def match(self, fingerprints: Iterable[str]) -> dict[str, int]:
-        """How many distinct fingerprints are on each list; lists without a hit are left out."""
+    @property
+    def previous_key_ids(self) -> frozenset[str]:
+        """Retired key ids some list still needs: the scanner fingerprints under these too."""
+        return frozenset(k for k in self.key_ids.values() if k != self.current_key_id)
+
+    def match(self, fingerprints: Iterable[str],
+              previous: Mapping[str, Iterable[str]] | None = None) -> dict[str, int]:
+        """How many distinct fingerprints are on each list; lists without a hit are left out.
+
+        ``fingerprints`` are under the current key, ``previous`` maps a retired key id to
+        the same document's fingerprints under that key.
+        """
         if not self.lists:
             return {}
-        unique = set(fingerprints)
-        hits = {name: len(unique & members) for name, members in self.lists.items()}
+        by_key = {self.current_key_id: set(fingerprints)}
+        for key_id, values in (previous or {}).items():
+            by_key[key_id] = set(values)
+        hits = {}
+        for name, members in self.lists.items():
+            key_id = self.key_ids.get(name, self.current_key_id)
+            hits[name] = len(by_key.get(key_id, set()) & members)
         return {name: n for name, n in sorted(hits.items()) if n}
 
     def __iter__(self) -> Iterator[str]:

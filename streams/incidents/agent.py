@@ -211,7 +211,11 @@ class IncidentService:
         if stamp == self._watchlist_stamp and not force:
             return False
         try:
-            index = WatchlistIndex.load(self.settings.data_dir, self.settings.hmac_key_id)
+            # Lists under a retired key match in the scan stage (alerts arrive marked with
+            # their hits); loading them here keeps their names and metrics in force.
+            index = WatchlistIndex.load(self.settings.data_dir, self.settings.hmac_key_id,
+                                        [key_id for key_id, _ in
+                                         self.settings.previous_hmac_keys])
         except Exception as exc:  # a bad file must not stop correlation: keep the old lists
             log.error("watch-lists not reloaded: %s", exc)
             return False

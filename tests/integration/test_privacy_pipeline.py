@@ -377,10 +377,6 @@ def test_topic_admin_and_replay_producer_use_the_kafka_security_settings(
     assert captured.get("sasl_plain_password") == "kafka-secret-pw"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: the worker fingerprints findings with the current HMAC key only, so a "
-    "watch-list made under a key in RORIWATCH_HMAC_PREVIOUS_KEYS does not match until it is "
-    "re-imported; strict, so this turns red the day it starts passing"))
 def test_watch_lists_made_with_the_previous_key_still_match_during_a_rotation(
         tmp_path: Path) -> None:
     """docs/operations.md: keep the old key in RORIWATCH_HMAC_PREVIOUS_KEYS until the
@@ -397,6 +393,11 @@ def test_watch_lists_made_with_the_previous_key_still_match_during_a_rotation(
     save_watchlist(tmp_path, Watchlist(name="vip-old-key", key_id="k0",
                                        created="2024-05-01T00:00:00Z",
                                        fingerprints=frozenset({old.fingerprint(phone)})))
+    # A list under a key that is neither current nor retired-but-kept stays skipped.
+    stray = Fingerprinter(key=b"unknown-watchlist-key-0123456789", key_id="kx")
+    save_watchlist(tmp_path, Watchlist(name="vip-stray-key", key_id="kx",
+                                       created="2024-05-01T00:00:00Z",
+                                       fingerprints=frozenset({stray.fingerprint(phone)})))
     settings = Settings(hmac_key=b"current-watchlist-key-0123456789", hmac_key_id="k1",
                         previous_hmac_keys=(("k0", old_key),), data_dir=str(tmp_path))
     app = create_app(settings)
@@ -416,6 +417,10 @@ def test_watch_lists_made_with_the_previous_key_still_match_during_a_rotation(
     [(_, _, value)] = outgoing
     alert = json.loads(value)
     assert alert["watchlists"] == ["vip-old-key"], "the old-key list was skipped"
+    assert alert["watchlist_hits"] == {"vip-old-key": 1}
+    assert alert["key_id"] == "k1"
+    assert old.fingerprint(phone) not in value.decode(), "alerts carry current-key prints only"
+    assert "vip-stray-key" in pipeline.watchlists.skipped
 
 
 def test_only_roriwatch_settings_configure_the_worker(

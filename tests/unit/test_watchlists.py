@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from detectors import Fingerprinter, Scanner, load_rules
+from detectors import Fingerprinter, Scanner, load_rules, summarize
 from detectors.synthetic import Synth
 from streams.watchlist_command import add_watchlist_subcommand
 from streams.watchlists import (
@@ -169,6 +169,35 @@ def test_index_matches_scanner_findings_and_skips_other_keys(people):
     paste += f"\nNgười lạ CCCD {stranger.citizen_id()} SĐT {stranger.mobile()}"
     assert index.match(scanned_fingerprints(paste)) == {"customers": 14}
     assert index.match([]) == {}
+
+
+def test_lists_under_a_retired_key_match_through_that_keys_fingerprints(people):
+    """Key rotation: a list made with k0 keeps matching while k0 is a previous key."""
+    old_key = Fingerprinter(b"retired-test-key-0123456789abcdef", key_id="k0")
+    report = import_csv(customers_csv(people), old_key)
+    old_list = new_watchlist("customers", report, old_key)
+    index = WatchlistIndex.from_watchlists([old_list], key_id="w1", previous_key_ids=["k0"])
+    assert index.names == ["customers"] and not index.skipped
+    assert index.previous_key_ids == {"k0"}
+    scanner = Scanner(RULES, KEY, previous_fingerprinters=[old_key])
+    paste = "\n".join(f"{p['name']} CCCD {p['cccd']} SĐT {p['phone']}" for p in people[:5])
+    summary = summarize(paste, scanner.scan(paste))
+    assert summary.fingerprints and set(summary.previous_fingerprints) == {"k0"}
+    # The current key's prints do not match an old-key list; the old key's prints do.
+    assert index.match(summary.fingerprints) == {}
+    assert index.match(summary.fingerprints, summary.previous_fingerprints) == {"customers": 10}
+    assert "previous_fingerprints" not in summary.to_dict(), "alerts carry current prints only"
+
+
+def test_findings_carry_previous_key_prints_only_when_asked():
+    phone = Synth(5).mobile()
+    old_key = Fingerprinter(b"retired-test-key-0123456789abcdef", key_id="k0")
+    [plain] = Scanner(RULES, KEY).scan(f"SĐT {phone}")
+    [rotating] = Scanner(RULES, KEY, previous_fingerprinters=[old_key]).scan(f"SĐT {phone}")
+    assert plain.previous_fingerprints == () and "previous_fingerprints" not in plain.to_dict()
+    assert rotating.fingerprint == plain.fingerprint
+    assert rotating.previous_fingerprints == (("k0", old_key.fingerprint(phone)),)
+    assert rotating.shifted(3).previous_fingerprints == rotating.previous_fingerprints
 
 
 def test_apply_watchlist_hits_marks_and_raises():
