@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 
-from detectors.normalize import fold
+from detectors.normalize import fold, fold_for_ascii_keywords
 from detectors.ruleset import RuleSet
 
 WINDOW_BEFORE = 48
@@ -47,6 +47,10 @@ class ContextHit:
     distance: int = 1_000_000
 
 
+def _as_spaced(folded: str) -> str:
+    return folded.replace("_", " ").replace("-", " ")
+
+
 def _is_word_char(char: str) -> bool:
     return char.isalnum()
 
@@ -61,12 +65,19 @@ class KeywordContext:
                 continue
             for keyword in rule.keywords:
                 owners.setdefault(keyword, set()).add(index)
+        # Texts are matched with "_" and "-" read as spaces ("so_tai_khoan", "so-tai-khoan"),
+        # so keywords are too; hits still report the keyword as written in the rule.
         self._automaton = ahocorasick.Automaton()
         for keyword, rule_indexes in owners.items():
-            self._automaton.add_word(keyword, (keyword, frozenset(rule_indexes)))
+            self._automaton.add_word(_as_spaced(keyword), (keyword, frozenset(rule_indexes)))
         self._empty = not owners
         if not self._empty:
             self._automaton.make_automaton()
+        self._fold = (fold_for_ascii_keywords if all(k.isascii() for k in owners) else fold)
+
+    def prepare(self, text: str) -> str:
+        """The folded, same-length view of ``text`` that the automaton runs on."""
+        return _as_spaced(self._fold(text))
 
     def hits_in(self, folded: str) -> list[tuple[int, int, str, frozenset[int]]]:
         """Word-bounded keyword hits in a folded string: (start, end, keyword, rule indexes)."""
@@ -93,12 +104,18 @@ class KeywordContext:
         if self._empty:
             return result
         left, right = line_window(text, start, end)
-        window = fold(text[left:right]).replace("_", " ")
-        value_start = start - left
-        value_end = end - left
+        # One character more on each side, so a word cut by the window's edge ("da|nh")
+        # is not taken for a whole word: the same hits as KeywordIndex over the full text.
+        low, high = max(0, left - 1), min(len(text), right + 1)
+        window = self.prepare(text[low:high])
+        first, last = left - low, right - low  # hits must lie in window[first:last]
+        value_start = start - low
+        value_end = end - low
         size = len(window)
         for end_index, (keyword, owners) in self._automaton.iter(window):
             hit_start = end_index - len(keyword) + 1
+            if hit_start < first or end_index >= last:
+                continue
             if hit_start > 0 and window[hit_start - 1].isalnum():
                 continue
             if end_index + 1 < size and window[end_index + 1].isalnum():
@@ -115,7 +132,7 @@ class KeywordContext:
 
     def index(self, text: str) -> KeywordIndex:
         """All word-bounded keyword hits of a whole text, for documents dense in candidates."""
-        hits = self.hits_in(fold(text).replace("_", " "))
+        hits = self.hits_in(self.prepare(text))
         return KeywordIndex([h[1] for h in hits], hits)
 
     @staticmethod
@@ -134,6 +151,11 @@ class KeywordIndex:
         self._hits = hits
         self.owners: frozenset[int] = frozenset().union(*(h[3] for h in hits)) if hits else (
             frozenset())
+
+    @property
+    def hits(self) -> list[tuple[int, int, str, frozenset[int]]]:
+        """(start, end, keyword, rule indexes) in text order."""
+        return self._hits
 
     def around(self, text: str, start: int, end: int) -> dict[int, ContextHit]:
         """Same answer as ``KeywordContext.around`` for the same text and span."""
@@ -194,7 +216,7 @@ class ColumnContext:
             self._header = None
 
     def _column_rules(self, name: str) -> dict[int, str]:
-        return self._folded_column_rules(fold(name).replace("_", " ").replace("-", " "))
+        return self._folded_column_rules(_as_spaced(fold(name)))
 
     def _folded_column_rules(self, folded: str) -> dict[int, str]:
         owners: dict[int, str] = {}
@@ -215,7 +237,7 @@ class ColumnContext:
         for raw in fields:  # cheap structural checks before any folding
             if len(raw) > 48 or _HEADER_FIELD.match(raw) is None:
                 return None
-        folded = fold(line).replace("_", " ").replace("-", " ").split(delimiter)
+        folded = _as_spaced(fold(line)).split(delimiter)
         columns = [self._folded_column_rules(name) for name in folded]
         if not any(columns):
             return None
@@ -249,6 +271,27 @@ class ColumnContext:
             start = self._text.rfind("\n", 0, position) + 1
         self._line_memo = (position, start)
         return start
+
+    def header_gives_context(self, line: str, owners: frozenset[int]) -> bool:
+        """Whether ``line``, read as a table header, names a column for any of ``owners``."""
+        header = self._try_header(line.rstrip("\r"))
+        return header is not None and any(
+            owner in owners for column in header.columns for owner in column)
+
+    def sql_column_lists(self, text: str, owners: frozenset[int]) -> list[tuple[int, int]]:
+        """Spans from each SQL ``INSERT`` column list naming a column for ``owners``.
+
+        Each reaches to the statement's end (the next ';'), or the end of the text.
+        """
+        if "VALUES" not in text and "values" not in text:
+            return []
+        spans = []
+        for match in _SQL_COLUMNS.finditer(text):
+            names = [n.strip(" `\"[]\n\r\t") for n in match.group(1).split(",")]
+            if any(owner in owners for name in names for owner in self._column_rules(name)):
+                end = text.find(";", match.end())
+                spans.append((match.start(), len(text) if end < 0 else end))
+        return spans
 
     def header_owners(self) -> set[int]:
         """Rules that the current table header gives context to (carried across chunks)."""

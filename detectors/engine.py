@@ -12,13 +12,21 @@ folded text, and only when such rules are loaded.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ahocorasick
 
-from detectors.context import ColumnContext, ContextHit, KeywordContext, KeywordIndex
+from detectors.context import (
+    WINDOW_AFTER,
+    WINDOW_BEFORE,
+    ColumnContext,
+    ContextHit,
+    KeywordContext,
+    KeywordIndex,
+)
 from detectors.findings import Finding
 from detectors.normalize import NormalizedText, fold, normalize
 from detectors.privacy import Fingerprinter, mask_value
@@ -49,6 +57,12 @@ NUMBER_CANDIDATE = re.compile(
     r"(?:[ .\-]?[0-9]){7,24}"
     r"(?![\w@]|[.\-][0-9])"
 )
+# A keyword gives context to a run starting at S when it lies in [S - WINDOW_BEFORE,
+# S + length + WINDOW_AFTER] (context.line_window), so around a keyword hit (hs, he) only runs
+# starting in [he - WINDOW_AFTER - MAX_RUN_CHARS, hs + WINDOW_BEFORE] can use it.
+MAX_RUN_CHARS = 64  # NUMBER_CANDIDATE spans at most 49 characters
+BLANK_LINE = re.compile(r"\n[^\S\n]*(?:\n|\Z)")
+HEADER_MAX_CHARS = 4000
 # Uppercase letter(s) + digits: passports (C1234567) and health-insurance cards.
 TOKEN_CANDIDATE = re.compile(r"[A-Z](?<![\w@.\-/][A-Z])[A-Z]?[0-9]{7,13}(?![\w@])")
 EMAIL_LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}$")
@@ -82,12 +96,15 @@ class Scanner:
         *,
         min_confidence: float = 0.5,
         previous_fingerprinters: Sequence[Fingerprinter] = (),
+        screening: bool = True,
     ) -> None:
         """Compile the rules once; the scanner is then reused for every document.
 
         ``previous_fingerprinters``: retired keys still in use by some watch-list; every
         finding then also carries its fingerprint under each of them (a rotation costs one
         HMAC per finding per old key, so pass only the keys that something still needs).
+        ``screening=False`` looks at every digit run in Python (the reference behaviour the
+        screened path is tested against; same findings, slower).
         """
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter.ephemeral_key()
@@ -110,6 +127,41 @@ class Scanner:
                 self._email_rules.append(index)
         self._watch = self._build_watch_automaton(rules)
         self._all_lengths = frozenset(self._number_rules)
+        self.screening = screening
+        self._screens, self._zone_owners, self._gated_pairs = self._compile_screens(
+            rules, min_confidence)
+        self._area_lows: list[int] | None = None
+        self._areas: list[tuple[int, int]] = []
+
+    @staticmethod
+    def _compile_screens(rules: RuleSet, min_confidence: float
+                         ) -> tuple[dict[int, tuple[str, ...]], frozenset[int],
+                                    frozenset[tuple[int, int]]]:
+        """Leading digits per digit count worth a look without context; and gated rules.
+
+        A (rule, digit count) is gated when it can only fire with context: the rule needs
+        context, its base score is under ``min_confidence``, or the count is padded. Bare runs
+        for gated pairs are only looked at near their keywords or under a table header;
+        ungated pairs contribute their screen (leading digits, "" for any), so every other
+        bare run is dropped with one ``str.startswith``.
+        """
+        screens: dict[int, set[str]] = {}
+        zone_owners: set[int] = set()
+        gated_pairs: set[tuple[int, int]] = set()
+        for index, rule in enumerate(rules.rules):
+            if rule.kind != "number":
+                continue
+            for length in rule.lengths:
+                gated = (rule.requires_context or rule.base_score < min_confidence
+                         or (rule.pad_to and length < rule.pad_to))
+                if gated:
+                    zone_owners.add(index)
+                    gated_pairs.add((index, length))
+                    continue
+                prefixes = [p for p, counts in rule.screen if length in counts]
+                screens.setdefault(length, set()).update(prefixes if rule.screen else [""])
+        return ({length: tuple(sorted(p)) for length, p in screens.items()},
+                frozenset(zone_owners), frozenset(gated_pairs))
 
     @staticmethod
     def _build_watch_automaton(rules: RuleSet) -> ahocorasick.Automaton | None:
@@ -142,9 +194,28 @@ class Scanner:
         self._no_context_anywhere: frozenset[int] = frozenset()
         self._active_lengths = self._all_lengths
         self._columns = columns
-        if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
-            self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
         found: list[_Candidate] = []
+        self._area_lows = None
+        if self.screening:
+            self._build_index(norm)
+            self._screened_numbers(norm, columns, found)
+        else:
+            if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
+                self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
+            self._all_numbers(norm, columns, found)
+        if self._token_rules:
+            for match in TOKEN_CANDIDATE.finditer(norm):
+                self._token(norm, match.group(), match.start(), columns, found)
+        if self._email_rules and "@" in norm:
+            self._emails(norm, found)
+        if self._watch is not None:
+            self._watchlist(norm, found)
+        return self._finish(found, view)
+
+    # -- candidates -------------------------------------------------------------------
+
+    def _all_numbers(self, norm: str, columns: ColumnContext, found: list[_Candidate]) -> None:
+        """Every digit run through Python: the reference path (``screening=False``)."""
         for run in NUMBER_RUN.finditer(norm):
             token = run.group()
             if token.isdigit():  # the common case: one bare digit run, boundaries checked here
@@ -164,16 +235,84 @@ class Scanner:
                 continue
             for match in NUMBER_CANDIDATE.finditer(norm, begin, finish + 2):
                 self._number(norm, match.group(), match.start(), columns, found)
-        if self._token_rules:
-            for match in TOKEN_CANDIDATE.finditer(norm):
-                self._token(norm, match.group(), match.start(), columns, found)
-        if self._email_rules and "@" in norm:
-            self._emails(norm, found)
-        if self._watch is not None:
-            self._watchlist(norm, found)
-        return self._finish(found, view)
 
-    # -- candidates -------------------------------------------------------------------
+    def _screened_numbers(self, norm: str, columns: ColumnContext,
+                          found: list[_Candidate]) -> None:
+        """The same findings as ``_all_numbers`` with most bare digit runs skipped in C.
+
+        Runs with a separator are evaluated as before. A bare digit run is evaluated only
+        when it passes an ungated rule's screen, lies near a gated rule's keyword, or sits
+        in a table whose header gives a gated rule context: no other bare run can produce
+        a finding, and those checks cost a prefix test and a bisection instead of
+        validators, written-form patterns and context look-ups.
+        """
+        areas = self._areas = self._gated_areas(norm, columns)
+        lows = self._area_lows = [low for low, _ in areas]
+        screens = self._screens
+        for run in NUMBER_RUN.finditer(norm):
+            token = run.group()
+            begin, finish = run.span()
+            if not token.isdigit():
+                if finish - begin < 10 and len(token.translate(_SEPARATORS)) < 8:
+                    continue
+                for match in NUMBER_CANDIDATE.finditer(norm, begin, finish + 2):
+                    self._number(norm, match.group(), match.start(), columns, found)
+                continue
+            length = finish - begin
+            if length not in self._active_lengths:
+                continue
+            if not token.startswith(screens.get(length, (".",))):
+                at = bisect.bisect_right(lows, begin) - 1
+                if at < 0 or areas[at][1] < begin:
+                    continue  # no screen passed, and no gated rule can have context here
+            if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
+                continue
+            after = norm[finish:finish + 2]
+            if after and (after[0].isalnum() or after[0] in "_@" or (
+                    after[0] in ".-" and after[1:].isdigit())):
+                continue
+            self._number(norm, norm[begin:finish], begin, columns, found)
+
+    def _gated_areas(self, norm: str, columns: ColumnContext) -> list[tuple[int, int]]:
+        """(from, last start) ranges where a gated rule can have context, merged and sorted.
+
+        Around each keyword hit of a gated rule (its context window), and from a table
+        header or SQL column list naming a gated column down to where that table ends.
+        """
+        assert self._index is not None
+        owners = self._zone_owners - self._no_context_anywhere
+        if not owners:
+            return []
+        areas: list[tuple[int, int]] = []
+        header_lines: set[int] = set()
+        for hit_start, hit_end, _keyword, hit_owners in self._index.hits:
+            if hit_owners.isdisjoint(owners):
+                continue
+            areas.append((max(0, hit_end - WINDOW_AFTER - MAX_RUN_CHARS),
+                          hit_start + WINDOW_BEFORE))
+            header_lines.add(norm.rfind("\n", max(0, hit_start - HEADER_MAX_CHARS),
+                                        hit_start) + 1)
+        for line_start in header_lines:
+            line_end = norm.find("\n", line_start, line_start + HEADER_MAX_CHARS + 2)
+            line_end = len(norm) if line_end < 0 else line_end
+            if columns.header_gives_context(norm[line_start:line_end], owners):
+                areas.append((line_start, self._table_end(norm, line_end)))
+        if columns.header_owners() & owners:  # a header carried over from the last chunk
+            areas.append((0, self._table_end(norm, 0)))
+        areas.extend(columns.sql_column_lists(norm, owners))
+        areas.sort()
+        merged: list[tuple[int, int]] = []
+        for low, high in areas:
+            if merged and low <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        return merged
+
+    @staticmethod
+    def _table_end(norm: str, position: int) -> int:
+        blank = BLANK_LINE.search(norm, position)
+        return len(norm) if blank is None else blank.start()
 
     def _number(self, norm: str, token: str, start: int, columns: ColumnContext,
                 found: list[_Candidate]) -> None:
@@ -261,10 +400,17 @@ class Scanner:
         end = start + len(token)
         context: dict[int, ContextHit] | None = None
         accepted = False
+        gated_here: bool | None = None
         for index in rule_indexes:
             rule = self.rules.rules[index]
             if rule.requires_context and index in self._no_context_anywhere:
                 continue
+            if self._area_lows is not None and (index, len(value)) in self._gated_pairs:
+                if gated_here is None:  # can any gated rule have context at this start?
+                    at = bisect.bisect_right(self._area_lows, start) - 1
+                    gated_here = at >= 0 and self._areas[at][1] >= start
+                if not gated_here:
+                    continue
             padded = bool(rule.pad_to) and len(value) < rule.pad_to
             canonical = self._canonical[index](value.zfill(rule.pad_to) if padded else value)
             # Validators are cheap and reject most junk; the written-form patterns run after.

@@ -9,6 +9,7 @@ fast path with no offset table at all.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -44,6 +45,59 @@ def _build_fold_table() -> dict[int, int]:
 
 
 _FOLD = _build_fold_table()
+
+
+# Keyword matching needs a folded copy of whole documents, and ``str.translate`` with a dict
+# costs ~30 ns per non-ASCII character. Vietnamese text uses 67 lower-case letters outside
+# ASCII; a charmap codec turns each into one byte (C speed), ``bytes.translate`` folds those
+# bytes, and every other non-ASCII character becomes a stand-in that keeps only what ASCII
+# keywords can observe: whether it is alphanumeric (word boundaries).
+_VIETNAMESE_LOWER = sorted(
+    {unicodedata.normalize("NFC", base + tone)
+     for base in ("a", "ă", "â", "e", "ê", "i", "o", "ô", "ơ", "u", "ư", "y")
+     for tone in ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")} - set("aeiouy")
+    | {"đ"}
+)
+_OTHER_ALNUM, _OTHER = "\ue000", "\ue001"
+_CODEC_CHARS = [chr(i) for i in range(128)] + _VIETNAMESE_LOWER + [_OTHER_ALNUM, _OTHER]
+_CODEC_CHARS += [chr(0xE100 + i) for i in range(256 - len(_CODEC_CHARS))]
+_ENCODING_MAP = codecs.charmap_build("".join(_CODEC_CHARS))
+# The stand-ins and filler slots are private-use characters: a text that holds one takes
+# the exact path, so it cannot be confused with a stand-in.
+_FILLERS = re.compile("[" + "".join(_CODEC_CHARS[128 + len(_VIETNAMESE_LOWER):]) + "]")
+_BYTE_FOLD = bytearray(range(256))
+for _slot, _char in enumerate(_VIETNAMESE_LOWER, start=128):
+    _BYTE_FOLD[_slot] = ord(unicodedata.normalize("NFD", _char)[0]) if _char != "đ" else ord("d")
+_BYTE_FOLD[128 + len(_VIETNAMESE_LOWER)] = 0xFF  # "ÿ": alphanumeric, never in an ASCII keyword
+_BYTE_FOLD[129 + len(_VIETNAMESE_LOWER)] = 0x00
+_BYTE_FOLD_TABLE = bytes(_BYTE_FOLD)
+
+
+def _stand_ins(error: UnicodeEncodeError) -> tuple[str, int]:
+    out = []
+    for char in error.object[error.start:error.end]:
+        folded = chr(_FOLD.get(ord(char), ord(char)))
+        out.append(folded if folded.isascii() else (_OTHER_ALNUM if char.isalnum() else _OTHER))
+    return "".join(out), error.end
+
+
+codecs.register_error("roriwatch-fold", _stand_ins)
+
+
+def fold_for_ascii_keywords(text: str) -> str:
+    """Like ``fold`` wherever an ASCII keyword can tell the difference, several times faster.
+
+    Same length as ``text``; ASCII and Vietnamese letters fold exactly as in ``fold``;
+    other non-ASCII characters become "ÿ" when alphanumeric and NUL otherwise, so
+    ASCII-only keyword automata find exactly the same word-bounded hits.
+    """
+    if text.isascii():
+        return text.lower()
+    low = text.lower()
+    if len(low) != len(text) or _FILLERS.search(low) is not None:
+        return fold(text)
+    encoded, _ = codecs.charmap_encode(low, "roriwatch-fold", _ENCODING_MAP)
+    return encoded.translate(_BYTE_FOLD_TABLE).decode("latin-1")
 
 
 def fold(text: str) -> str:

@@ -49,6 +49,10 @@ class Rule:
     keywords: tuple[str, ...] = ()
     pad_to: int = 0
     priority: int = 50
+    # Bare digit runs this rule can accept without context, as (leading digits, digit counts);
+    # empty means any run of its lengths. Lets the scanner drop other runs inside the regex
+    # engine (see Scanner); tests/unit/test_screens.py checks each against its validator.
+    screen: tuple[tuple[str, tuple[int, ...]], ...] = ()
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
     source: str = ""
@@ -112,6 +116,24 @@ def _str_list(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _screen(data: Mapping[str, Any], lengths: list[int], where: str
+            ) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    value = data.get("screen", {}) or {}
+    problem = (f"{where}: field 'screen' must map leading digits (a quoted string such as "
+               "\"0\") to a list of digit counts from 'lengths'")
+    if not isinstance(value, Mapping):
+        raise RuleError(problem)
+    screen = []
+    for prefix, counts in value.items():
+        if not isinstance(prefix, str) or not prefix.isdigit() or not prefix.isascii():
+            raise RuleError(problem)
+        if not isinstance(counts, list) or not counts or not all(
+                isinstance(n, int) and n in lengths and n > len(prefix) for n in counts):
+            raise RuleError(problem)
+        screen.append((prefix, tuple(sorted(set(counts)))))
+    return tuple(screen)
+
+
 def parse_rule(data: Any, source: str) -> Rule:
     """Validate one rule mapping and build a Rule; errors name the rule and the field."""
     if not isinstance(data, Mapping):
@@ -123,7 +145,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         raise RuleError(f"{where}: field 'id' must match {_ID_RE.pattern}")
     known = {"id", "name", "kind", "severity", "category", "base_score", "context_score",
              "requires_context", "validator", "canonical", "lengths", "pattern", "patterns",
-             "keywords", "pad_to", "priority", "examples", "description"}
+             "keywords", "pad_to", "priority", "examples", "description", "screen"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RuleError(f"{where}: unknown field(s) {', '.join(unknown)}")
@@ -177,6 +199,7 @@ def parse_rule(data: Any, source: str) -> Rule:
     priority = data.get("priority", 50)
     if not isinstance(pad_to, int) or not isinstance(priority, int):
         raise RuleError(f"{where}: fields 'pad_to' and 'priority' must be integers")
+    screen = _screen(data, lengths, where)
     return Rule(
         id=rule_id,
         name=str(data.get("name", rule_id)),
@@ -193,6 +216,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         keywords=tuple(dict.fromkeys(fold(k).strip() for k in keywords)),
         pad_to=pad_to,
         priority=priority,
+        screen=screen,
         examples_match=_str_list(examples, "match", where),
         examples_no_match=_str_list(examples, "no_match", where),
         source=source,

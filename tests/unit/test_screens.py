@@ -1,0 +1,139 @@
+"""Screened scanning: skipping bare digit runs early must never change a finding.
+
+The scanner drops most bare digit runs with a prefix test (the rules' ``screen``) and a
+bisection over the places where a context-gated rule could have context. These tests hold
+that path to the reference path (``screening=False``, every run through Python) and each
+screen to its validator.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import Fingerprinter, Scanner, load_rules
+from detectors.corpus import app_log, chat, csv_dump, forum_post, json_lines, sql_dump
+from detectors.normalize import fold, fold_for_ascii_keywords
+from detectors.ruleset import RuleError, parse_rule
+from detectors.synthetic import Synth
+from detectors.validators import CANONICALISERS, VALIDATORS, Verdict
+
+RULES = load_rules()
+KEY = Fingerprinter(b"screen-test-key-0123456789abcdef")
+FAST = Scanner(RULES, KEY)
+REFERENCE = Scanner(RULES, KEY, screening=False)
+SCREENED_RULES = [rule for rule in RULES.rules if rule.screen]
+
+
+def findings(scanner: Scanner, text: str) -> list[dict]:
+    return [finding.to_dict() for finding in scanner.scan(text)]
+
+
+def test_the_shipped_rules_screen_the_ungated_identifiers():
+    assert {rule.id for rule in SCREENED_RULES} == {"vn_phone", "vn_citizen_id", "payment_card"}
+
+
+@pytest.mark.parametrize("rule", SCREENED_RULES, ids=lambda rule: rule.id)
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_every_value_a_screened_rule_accepts_passes_its_screen(rule, data):
+    length = data.draw(st.sampled_from([n for n in rule.lengths if not n < rule.pad_to]))
+    head = data.draw(st.sampled_from(["", "0", "84", "0084", "9704", "4", "5", "3", "6", "2",
+                                      "02", "03", "09", "07"]))
+    tail = data.draw(st.text("0123456789", min_size=max(0, length - len(head)),
+                             max_size=max(0, length - len(head))))
+    value = (head + tail)[:length]
+    canonical = CANONICALISERS[rule.canonical](value)
+    if VALIDATORS[rule.validator](canonical) is Verdict.REJECTED:
+        return
+    prefixes = [prefix for prefix, counts in rule.screen if length in counts]
+    assert value.startswith(tuple(prefixes)), f"{rule.id}: {len(value)}-digit value off-screen"
+
+
+def test_synthetic_identifiers_pass_their_screens():
+    synth = Synth(3)
+    makers = {"vn_phone": [synth.mobile, synth.landline, synth.legacy_mobile],
+              "vn_citizen_id": [synth.citizen_id], "payment_card": [synth.card]}
+    for rule in SCREENED_RULES:
+        for make in makers[rule.id]:
+            for _ in range(200):
+                value = make()
+                prefixes = [p for p, counts in rule.screen if len(value) in counts]
+                assert value.startswith(tuple(prefixes)), rule.id
+
+
+@pytest.mark.parametrize("generator", [app_log, chat, csv_dump, forum_post, json_lines, sql_dump],
+                         ids=lambda g: g.__name__)
+def test_screened_scan_equals_the_reference_on_the_corpus(generator):
+    synth = Synth(11)
+    for _ in range(15):
+        text = generator(synth).text
+        assert findings(FAST, text) == findings(REFERENCE, text)
+
+
+_KEYWORDS = sorted({k for rule in RULES.rules for k in rule.keywords})[:200]
+_PIECES = st.one_of(
+    st.sampled_from(_KEYWORDS),
+    st.sampled_from(["STK", "Số tài khoản", "CMND", "MST", "so-tai-khoan", "cccd", "SĐT"]),
+    st.text("0123456789", min_size=6, max_size=20),
+    st.builds(lambda s: Synth(s).citizen_id(), st.integers(0, 10_000)),
+    st.builds(lambda s: Synth(s).mobile(), st.integers(0, 10_000)),
+    st.builds(lambda s: Synth(s).bank_account(), st.integers(0, 10_000)),
+    st.builds(lambda s: Synth(s).legacy_id(), st.integers(0, 10_000)),
+    st.builds(lambda s: Synth(s).tax_code(), st.integers(0, 10_000)),
+    st.builds(lambda s: Synth(s).card(), st.integers(0, 10_000)),
+    st.sampled_from([" ", " ", ", ", ",", ";", "\t", "|", "\n", "\n\n", ": ", "=", "-", ".", "(",
+                     ")", "+84 ", "x", "đ", "_"]),
+    st.sampled_from(["ho_ten,stk,sdt\n", "name;so_cmnd;ma so thue\n", "INSERT INTO kh (`ten`, "
+                     "`so_tai_khoan`) VALUES ('A', '", "');\n", "ma_so_thue\tcccd\n"]),
+    st.text(st.characters(codec="utf-8"), max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=60).map("".join))
+def test_screened_scan_equals_the_reference_on_any_text(text):
+    assert findings(FAST, text) == findings(REFERENCE, text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_PIECES, max_size=60).map("".join))
+def test_screening_holds_at_other_confidence_thresholds(text):
+    for threshold in (0.2, 0.7):
+        fast = Scanner(RULES, KEY, min_confidence=threshold)
+        reference = Scanner(RULES, KEY, min_confidence=threshold, screening=False)
+        assert findings(fast, text) == findings(reference, text)
+
+
+def test_a_carried_table_header_keeps_gated_columns_in_the_next_chunk():
+    synth = Synth(5)
+    first = f"ho_ten,stk\nB,{synth.bank_account()}\n"
+    rows = "".join(f"A,{synth.bank_account()}\n" for _ in range(5))
+    for scanner in (FAST, REFERENCE):
+        columns = scanner.new_columns()
+        assert len(scanner.scan(first, columns=columns)) == 1
+        found = scanner.scan(rows, columns=columns, carry_header=True)
+        assert [f.detector for f in found] == ["vn_bank_account"] * 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=80))
+def test_fast_fold_agrees_with_fold_wherever_an_ascii_keyword_can_see(text):
+    exact, fast = fold(text), fold_for_ascii_keywords(text)
+    assert len(fast) == len(exact)
+    for mine, theirs in zip(fast, exact, strict=True):
+        if theirs.isascii():
+            assert mine == theirs
+        else:
+            assert mine == theirs or (mine in ("\xff", "\x00")
+                                      and mine.isalnum() == theirs.isalnum())
+
+
+@pytest.mark.parametrize("screen", [{"0": [99]}, {"x1": [10]}, {0: [10]}, ["0"], {"0": []},
+                                    {"0123456789": [10]}])
+def test_a_bad_screen_names_the_rule_and_the_field(screen):
+    rule = {"id": "my_numbers", "severity": "low", "base_score": 0.5, "pattern": r"\d{10}",
+            "lengths": [10], "screen": screen}
+    with pytest.raises(RuleError, match=r"rule 'my_numbers'.*field 'screen'"):
+        parse_rule(rule, "my.yaml")
