@@ -137,7 +137,9 @@ class KeywordContext:
 
     @staticmethod
     def _record(result: dict[int, ContextHit], owner: int, keyword: str, distance: int) -> None:
-        hit = result.setdefault(owner, ContextHit())
+        hit = result.get(owner)
+        if hit is None:
+            hit = result[owner] = ContextHit()
         if keyword not in hit.keywords:
             hit.keywords.append(keyword)
         hit.distance = min(hit.distance, distance)
@@ -177,10 +179,19 @@ class KeywordIndex:
         return result
 
 
+def _column_hits(owners: dict[int, str]) -> dict[int, ContextHit]:
+    """The context a column gives; built once per header column (callers only read it)."""
+    return {owner: ContextHit([keyword], 0) for owner, keyword in owners.items()}
+
+
 @dataclass
 class _Header:
     delimiter: str
     columns: list[dict[int, str]]  # per column: rule index -> header keyword
+    hits: list[dict[int, ContextHit]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.hits = [_column_hits(column) for column in self.columns]
 
 
 class ColumnContext:
@@ -201,6 +212,7 @@ class ColumnContext:
         self._values_at = -1
         self._semicolon_at = -1
         self._line_memo = (0, 0)
+        self._sql_hits: dict[str, dict[int, ContextHit]] = {}
 
     def reset_text(self, text: str, carry_header: bool) -> None:
         """Start on a new text (or the next chunk of the same file)."""
@@ -314,8 +326,7 @@ class ColumnContext:
         column = text.count(header.delimiter, line_start, position)
         if column >= len(header.columns):
             return {}
-        owners = header.columns[column]
-        return {owner: ContextHit([keyword], 0) for owner, keyword in owners.items()}
+        return header.hits[column]
 
     def _sql_columns(self, line_start: int, position: int) -> dict[int, ContextHit] | None:
         if not self._maybe_sql:
@@ -352,5 +363,10 @@ class ColumnContext:
         column = text.count(",", tuple_start, position)
         if column >= len(names):
             return None
-        owners = self._column_rules(names[column])
-        return {owner: ContextHit([keyword], 0) for owner, keyword in owners.items()}
+        name = names[column]
+        hits = self._sql_hits.get(name)
+        if hits is None:
+            if len(self._sql_hits) > 4096:  # hostile dumps with endless column names
+                self._sql_hits.clear()
+            hits = self._sql_hits[name] = _column_hits(self._column_rules(name))
+        return hits

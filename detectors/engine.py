@@ -292,13 +292,22 @@ class Scanner:
                           hit_start + WINDOW_BEFORE))
             header_lines.add(norm.rfind("\n", max(0, hit_start - HEADER_MAX_CHARS),
                                         hit_start) + 1)
-        for line_start in header_lines:
+        blanks: list[int] | None = None
+
+        def table_end(position: int) -> int:  # a blank line ends a table (ColumnContext)
+            nonlocal blanks
+            if blanks is None:
+                blanks = [m.start() for m in BLANK_LINE.finditer(norm)]
+            at = bisect.bisect_left(blanks, position)
+            return blanks[at] if at < len(blanks) else len(norm)
+
+        for line_start in sorted(header_lines):
             line_end = norm.find("\n", line_start, line_start + HEADER_MAX_CHARS + 2)
             line_end = len(norm) if line_end < 0 else line_end
             if columns.header_gives_context(norm[line_start:line_end], owners):
-                areas.append((line_start, self._table_end(norm, line_end)))
+                areas.append((line_start, table_end(line_end)))
         if columns.header_owners() & owners:  # a header carried over from the last chunk
-            areas.append((0, self._table_end(norm, 0)))
+            areas.append((0, table_end(0)))
         areas.extend(columns.sql_column_lists(norm, owners))
         areas.sort()
         merged: list[tuple[int, int]] = []
@@ -308,11 +317,6 @@ class Scanner:
             else:
                 merged.append((low, high))
         return merged
-
-    @staticmethod
-    def _table_end(norm: str, position: int) -> int:
-        blank = BLANK_LINE.search(norm, position)
-        return len(norm) if blank is None else blank.start()
 
     def _number(self, norm: str, token: str, start: int, columns: ColumnContext,
                 found: list[_Candidate]) -> None:
