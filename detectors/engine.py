@@ -196,12 +196,11 @@ class Scanner:
         self._columns = columns
         found: list[_Candidate] = []
         self._area_lows = None
+        if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
+            self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
         if self.screening:
-            self._build_index(norm)
             self._screened_numbers(norm, columns, found)
         else:
-            if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
-                self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
             self._all_numbers(norm, columns, found)
         if self._token_rules:
             for match in TOKEN_CANDIDATE.finditer(norm):
@@ -240,14 +239,14 @@ class Scanner:
                           found: list[_Candidate]) -> None:
         """The same findings as ``_all_numbers`` with most bare digit runs skipped in C.
 
-        Runs with a separator are evaluated as before. A bare digit run is evaluated only
-        when it passes an ungated rule's screen, lies near a gated rule's keyword, or sits
-        in a table whose header gives a gated rule context: no other bare run can produce
-        a finding, and those checks cost a prefix test and a bisection instead of
-        validators, written-form patterns and context look-ups.
+        Runs with a separator are evaluated as before. Once the text has a keyword index
+        (built up front for large ASCII texts, or when window look-ups stop paying), a bare
+        digit run is evaluated only when it passes an ungated rule's screen, lies near a
+        gated rule's keyword, or sits in a table whose header gives a gated rule context: no
+        other bare run can produce a finding, and those checks cost a prefix test and a
+        bisection instead of validators, written-form patterns and context look-ups. Before
+        that, texts with few candidates pay per candidate rather than for a full-text pass.
         """
-        areas = self._areas = self._gated_areas(norm, columns)
-        lows = self._area_lows = [low for low, _ in areas]
         screens = self._screens
         for run in NUMBER_RUN.finditer(norm):
             token = run.group()
@@ -261,10 +260,9 @@ class Scanner:
             length = finish - begin
             if length not in self._active_lengths:
                 continue
-            if not token.startswith(screens.get(length, (".",))):
-                at = bisect.bisect_right(lows, begin) - 1
-                if at < 0 or areas[at][1] < begin:
-                    continue  # no screen passed, and no gated rule can have context here
+            if not token.startswith(screens.get(length, (".",))) and not self._gated_possible(
+                    norm, begin):
+                continue  # no screen passed, and no gated rule can have context here
             if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
                 continue
             after = norm[finish:finish + 2]
@@ -272,6 +270,20 @@ class Scanner:
                     after[0] in ".-" and after[1:].isdigit())):
                 continue
             self._number(norm, norm[begin:finish], begin, columns, found)
+
+    def _gated_possible(self, norm: str, start: int) -> bool:
+        """Whether a context-gated rule can have context for a candidate at ``start``.
+
+        True (unknown) until the text has a keyword index; then a bisection over the
+        areas computed once from it.
+        """
+        if self._index is None:
+            return True
+        if self._area_lows is None:
+            self._areas = self._gated_areas(norm, self._columns)
+            self._area_lows = [low for low, _ in self._areas]
+        at = bisect.bisect_right(self._area_lows, start) - 1
+        return at >= 0 and self._areas[at][1] >= start
 
     def _gated_areas(self, norm: str, columns: ColumnContext) -> list[tuple[int, int]]:
         """(from, last start) ranges where a gated rule can have context, merged and sorted.
@@ -409,10 +421,9 @@ class Scanner:
             rule = self.rules.rules[index]
             if rule.requires_context and index in self._no_context_anywhere:
                 continue
-            if self._area_lows is not None and (index, len(value)) in self._gated_pairs:
-                if gated_here is None:  # can any gated rule have context at this start?
-                    at = bisect.bisect_right(self._area_lows, start) - 1
-                    gated_here = at >= 0 and self._areas[at][1] >= start
+            if self.screening and (index, len(value)) in self._gated_pairs:
+                if gated_here is None:
+                    gated_here = self._gated_possible(norm, start)
                 if not gated_here:
                     continue
             padded = bool(rule.pad_to) and len(value) < rule.pad_to

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import Fingerprinter, Scanner, load_rules
+from detectors import Fingerprinter, Scanner, engine, load_rules
 from detectors.corpus import app_log, chat, csv_dump, forum_post, json_lines, sql_dump
 from detectors.normalize import fold, fold_for_ascii_keywords
 from detectors.ruleset import RuleError, parse_rule
@@ -88,6 +88,8 @@ _PIECES = st.one_of(
     st.sampled_from(["ho_ten,stk,sdt\n", "name;so_cmnd;ma so thue\n", "INSERT INTO kh (`ten`, "
                      "`so_tai_khoan`) VALUES ('A', '", "');\n", "ma_so_thue\tcccd\n"]),
     st.text(st.characters(codec="utf-8"), max_size=6),
+    st.sampled_from(["cua minh la ", "nhe ban ", "chuyen khoan giup minh vao tai khoan nay ",
+                     "x" * 30 + " ", " " * 20]),
 )
 
 
@@ -97,6 +99,20 @@ def test_screened_scan_equals_the_reference_on_any_text(text):
     assert findings(FAST, text) == findings(REFERENCE, text)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=60).map("".join))
+def test_screened_scan_with_a_full_text_keyword_index_equals_the_reference(text):
+    """Large ASCII texts get a keyword index up front, and with it the area bisection."""
+    text = fold(text).encode("ascii", "ignore").decode()
+    expected = findings(REFERENCE, text)  # small text: context from per-candidate windows
+    eager = engine.EAGER_INDEX_CHARS
+    engine.EAGER_INDEX_CHARS = 0
+    try:
+        assert findings(FAST, text) == expected
+    finally:
+        engine.EAGER_INDEX_CHARS = eager
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_PIECES, max_size=60).map("".join))
 def test_screening_holds_at_other_confidence_thresholds(text):
@@ -104,6 +120,18 @@ def test_screening_holds_at_other_confidence_thresholds(text):
         fast = Scanner(RULES, KEY, min_confidence=threshold)
         reference = Scanner(RULES, KEY, min_confidence=threshold, screening=False)
         assert findings(fast, text) == findings(reference, text)
+
+
+@pytest.mark.parametrize("gap", [0, 1, 20, 40, 45, 47, 48, 49, 60])
+def test_keyword_distance_limits_hold_on_the_indexed_path(gap):
+    """A bank account needs its keyword within 48 characters before or 24 after it."""
+    account = Synth(8).bank_account()
+    filler = "a" * 300_000 + "\n"  # large ASCII text: keyword index and area bisection
+    before = filler + "stk" + " " * (gap + 1) + account + "\n"
+    after = filler + account + " " * (gap // 2 + 1) + "stk\n"
+    for text in (before, after):
+        assert findings(FAST, text) == findings(REFERENCE, text)
+    assert bool(findings(FAST, before)) == (len("stk") + gap + 1 <= 48)  # window reach
 
 
 def test_a_carried_table_header_keeps_gated_columns_in_the_next_chunk():
