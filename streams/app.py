@@ -566,6 +566,11 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
         # The indexer may wait hours for Elasticsearch while the fetcher is back-pressured;
         # being thrown out of the group for it would only move the wait to another worker.
         broker_max_poll_interval=24 * 3600.0,
+        # How long a crashed worker's partitions stay unread on real Kafka (heartbeats run in
+        # the background, so a slow batch never counts against it). Heartbeat at most a third
+        # of it, as Kafka advises: 3 s (Faust's default) for the default 60 s.
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
         broker_commit_interval=1.0,
         # A rebalance must not wait for a batch that waits for Elasticsearch: unacked records
         # are re-read by the new owner, and alert ids make that idempotent.

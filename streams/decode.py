@@ -248,11 +248,11 @@ def _from_data(data: Any, max_content_bytes: int) -> DecodedDocument | DeadLette
     except EnvelopeError as exc:
         return DeadLetter("invalid_envelope", f"{exc.reason} (schemas/feed-envelope.schema.json)")
     except RecursionError:
-        # Validation copies the envelope recursively; a meta hundreds of levels deep exhausts
-        # the stack before any field check could name it.
-        return DeadLetter("invalid_envelope", "envelope nested too deeply (field 'meta' or "
-                          "another field hundreds of levels deep); keep meta flat "
-                          "(schemas/feed-envelope.schema.json)")
+        # Not expected: validation is iterative and refuses a meta deeper than MAX_META_DEPTH
+        # with an EnvelopeError above. Kept so that a recursive check added later still gives
+        # the producer an answer rather than a processing_error ("a bug").
+        return DeadLetter("invalid_envelope", "envelope nested too deeply; keep field 'meta' "
+                          "a flat object (schemas/feed-envelope.schema.json)")
     return _envelope_document(envelope, max_content_bytes)
 
 

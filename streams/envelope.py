@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,12 @@ CONTENT_ENCODINGS: tuple[str, ...] = ("base64",)
 # Long enough for "telegram:<chat>:<message>" or "<source>:<inode>-<gen>:<offset>", short enough
 # to stay a sensible Kafka key.
 MAX_ITEM_ID_LENGTH = 512
+
+# `meta` holds a source's details (charset, file offset, syslog fields): a few levels at most.
+# Without a fixed limit, a deeply nested `meta` failed wherever the interpreter's stack ran out
+# (a RecursionError at a depth that depends on the caller), so the same record could be
+# accepted by one process and refused by another.
+MAX_META_DEPTH = 32
 
 _REQUIRED = ("feed", "site", "item_id", "fetched_at", "content")
 _OPTIONAL_STR = ("url", "author", "title", "published_at", "content_encoding")
@@ -66,7 +72,8 @@ class FeedEnvelope:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _validate(asdict(self))
+        # A shallow view: asdict() would copy `meta` recursively before its depth is checked.
+        _validate({f.name: getattr(self, f.name) for f in fields(self)})
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict, the shape documented in the JSON Schema."""
@@ -164,3 +171,23 @@ def _validate(values: dict[str, Any]) -> None:
             ) from None
     if not isinstance(values.get("meta"), dict):
         raise EnvelopeError("field 'meta' must be a JSON object")
+    if _nesting_exceeds(values["meta"], MAX_META_DEPTH):
+        raise EnvelopeError(
+            f"field 'meta' is nested more than {MAX_META_DEPTH} levels deep; keep meta a "
+            "flat object of source details and put documents in 'content'")
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether objects and arrays in ``value`` nest more than ``limit`` levels (``{}`` is 1).
+
+    Iterative, so the answer never depends on how deep the caller's stack already is.
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        container, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = container.values() if isinstance(container, dict) else container
+        pending.extend((child, depth + 1) for child in children
+                       if isinstance(child, (dict, list)))
+    return False

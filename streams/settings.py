@@ -16,6 +16,9 @@ from detectors.privacy import Fingerprinter
 ENV_PREFIX = "RORIWATCH_"
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kafka brokers refuse sessions shorter than group.min.session.timeout.ms (6 s by default), and
+# Faust refuses a session timeout longer than its request timeout (broker_request_timeout, 90 s).
+KAFKA_SESSION_TIMEOUT_RANGE_S = (6.0, 90.0)
 
 
 class SettingsError(ValueError):
@@ -57,6 +60,9 @@ class Settings:
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = field(default=None, repr=False)
     kafka_ssl_cafile: str | None = None
+    # How long the group coordinator waits for a silent member before handing its partitions
+    # to the others (Faust's broker_session_timeout; 60 s is Faust's own default).
+    kafka_session_timeout_s: float = 60.0
     previous_hmac_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
     routes_file: str | None = None
     topic_incidents: str | None = None
@@ -132,6 +138,19 @@ def _float(value: str, name: str) -> float:
         raise SettingsError(f"{name}={value!r} is not a number") from None
 
 
+def _session_timeout(value: str) -> float:
+    """Seconds, within what both the broker and Faust accept (checked here, not at join time)."""
+    name = ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S"
+    seconds = _float(value, name)
+    low, high = KAFKA_SESSION_TIMEOUT_RANGE_S
+    if not low <= seconds <= high:
+        raise SettingsError(
+            f"{name}={value!r} is outside {low:g}-{high:g} seconds: brokers refuse sessions "
+            f"shorter than {low:g} s (group.min.session.timeout.ms) and Faust refuses one "
+            f"longer than its {high:g} s request timeout; the default is 60")
+    return seconds
+
+
 def _hmac_key(env: Mapping[str, str]) -> bytes | None:
     key_file = env.get(ENV_PREFIX + "HMAC_KEY_FILE")
     if key_file:
@@ -197,6 +216,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if get(ENV_PREFIX + "MIN_CONFIDENCE"):
         kwargs["min_confidence"] = _float(get(ENV_PREFIX + "MIN_CONFIDENCE", ""),
                                           ENV_PREFIX + "MIN_CONFIDENCE")
+    if get(ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S"):
+        kwargs["kafka_session_timeout_s"] = _session_timeout(
+            get(ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S", ""))
     if get(ENV_PREFIX + "PRODUCTION") is not None:
         kwargs["production"] = _bool(get(ENV_PREFIX + "PRODUCTION", ""), "RORIWATCH_PRODUCTION")
     if get(ENV_PREFIX + "DEADLETTER_KEEP_RAW") is not None:

@@ -6,6 +6,7 @@ import base64
 import codecs
 import hashlib
 import json
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +25,7 @@ from streams.decode import (
     key_as_text,
     max_message_bytes,
 )
-from streams.envelope import FeedEnvelope
+from streams.envelope import MAX_META_DEPTH, EnvelopeError, FeedEnvelope
 from streams.metrics import DEADLETTER_REASONS
 
 LIMIT = 64 * 1024
@@ -170,6 +171,59 @@ def test_log_topic_still_validates_things_that_claim_to_be_envelopes() -> None:
     assert isinstance(result, DeadLetter) and result.reason == "invalid_envelope"
     good = decode(encode(envelope(feed="log", site="syslog")), feed="log")
     assert isinstance(good, DecodedDocument) and good.envelope.site == "syslog"
+
+
+def nested_meta(depth: int, kind: str = "dict") -> object:
+    """A meta of exactly ``depth`` levels of objects (or arrays inside the top object)."""
+    value: object = SECRET
+    for _ in range(depth - 1):
+        value = {"a": value} if kind == "dict" else [value]
+    return {"a": value}
+
+
+def at_stack_depth(frames: int, call):
+    """Run ``call`` with ``frames`` more Python frames on the stack than the caller has."""
+    return call() if frames <= 0 else at_stack_depth(frames - 1, call)
+
+
+@pytest.mark.parametrize("kind", ["dict", "list"])
+@pytest.mark.parametrize("feed", ["paste", "log"])
+def test_meta_up_to_the_depth_limit_is_accepted(kind: str, feed: str) -> None:
+    result = decode(encode(envelope(feed=feed, meta=nested_meta(MAX_META_DEPTH, kind))), feed)
+    assert isinstance(result, DecodedDocument)
+
+
+@pytest.mark.parametrize("depth", [MAX_META_DEPTH + 1, 300, 500])
+@pytest.mark.parametrize("kind", ["dict", "list"])
+@pytest.mark.parametrize("feed", ["paste", "log"])
+def test_meta_deeper_than_the_limit_is_an_invalid_envelope_naming_the_limit(
+        depth: int, kind: str, feed: str) -> None:
+    result = decode(encode(envelope(feed=feed, meta=nested_meta(depth, kind))), feed)
+    assert isinstance(result, DeadLetter) and result.reason == "invalid_envelope"
+    assert f"more than {MAX_META_DEPTH} levels" in result.detail
+    assert "'meta'" in result.detail and "flat object" in result.detail  # what to fix
+    for value in SECRET.split()[1::2]:
+        assert value not in result.detail
+
+
+def test_meta_depth_verdict_does_not_depend_on_the_callers_stack() -> None:
+    # The old failure was a RecursionError whose threshold moved with the caller's stack: the
+    # same record passed near the top of the stack and failed deep in it.
+    deep = sys.getrecursionlimit() - 200
+    for depth, accepted in ((MAX_META_DEPTH, True), (MAX_META_DEPTH + 1, False)):
+        value = encode(envelope(meta=nested_meta(depth)))
+        shallow_result = decode(value)
+        deep_result = at_stack_depth(deep, lambda value=value: decode(value))
+        assert shallow_result == deep_result
+        assert isinstance(deep_result, DecodedDocument) is accepted
+
+
+def test_envelopes_built_in_code_get_the_same_meta_limit() -> None:
+    # Collectors build FeedEnvelope directly: the limit is in validation, not in the decoder.
+    fields = {k: v for k, v in envelope().items()}
+    FeedEnvelope(**fields, meta=nested_meta(MAX_META_DEPTH))
+    with pytest.raises(EnvelopeError, match=f"more than {MAX_META_DEPTH} levels"):
+        FeedEnvelope(**fields, meta=nested_meta(2000))
 
 
 def test_log_line_with_some_invalid_utf8_is_scanned_with_a_warning() -> None:

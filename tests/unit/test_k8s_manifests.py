@@ -278,6 +278,18 @@ def _pod_labels(objects) -> list[tuple[dict, dict[str, str]]]:
     return [(obj, obj["spec"]["template"]["metadata"]["labels"]) for obj, _ in _pod_specs(objects)]
 
 
+def _workers(objects) -> list[dict[str, Any]]:
+    """The stream-worker workloads (component=worker), of every role."""
+    return [obj for obj, labels in _pod_labels(objects)
+            if labels["app.kubernetes.io/component"] == "worker"]
+
+
+def _worker_role(workload: dict[str, Any]) -> str:
+    """The --role a worker workload runs (``all`` when it passes none, as the CLI does)."""
+    args = workload["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args[args.index("--role") + 1] if "--role" in args else "all"
+
+
 def _config_data(objects, name: str) -> dict[str, str]:
     return _one(objects, "ConfigMap", name)["data"]
 
@@ -328,7 +340,7 @@ def _settings_read_by_code() -> set[str]:
 def test_overlay_renders_the_whole_stack(overlay):
     kinds = {obj["kind"] for obj in render(overlay)}
     assert {"Namespace", "ServiceAccount", "ConfigMap", "Secret" if overlay == "dev"
-            else "ExternalSecret", "StatefulSet", "Deployment", "Service", "ServiceMonitor",
+            else "ExternalSecret", "Deployment", "Service", "ServiceMonitor",
             "PodMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy",
             "PersistentVolumeClaim"} <= kinds
     assert ("ScaledObject" if overlay == "prod" else "HorizontalPodAutoscaler") in kinds
@@ -402,13 +414,15 @@ def test_crd_schemas_reject_unknown_fields():
 
 
 def test_keda_hpa_behavior_is_a_valid_kubernetes_behavior():
-    scaled = _one(render("prod"), "ScaledObject", "roriwatch-worker")
-    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
-    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-           "metadata": {"name": "probe"},
-           "spec": {"scaleTargetRef": scaled["spec"]["scaleTargetRef"], "maxReplicas": 1,
-                    "behavior": behavior}}
-    kubernetes_validate.validate(hpa, KUBERNETES_VERSIONS[0], strict=True)
+    scaled_objects = _by_kind(render("prod"), "ScaledObject")
+    assert scaled_objects
+    for scaled in scaled_objects:
+        behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "probe"},
+               "spec": {"scaleTargetRef": scaled["spec"]["scaleTargetRef"], "maxReplicas": 1,
+                        "behavior": behavior}}
+        kubernetes_validate.validate(hpa, KUBERNETES_VERSIONS[0], strict=True)
 
 
 # --------------------------------------------------------------------------- references
@@ -501,17 +515,22 @@ def test_metrics_ports_match_the_scrape_config(overlay):
     assert int(settings["RORIWATCH_METRICS_PORT"]) == WORKER_METRICS_PORT
     # Worker: ServiceMonitor port name -> Service port -> container port -> settings.
     [monitor] = _by_kind(objects, "ServiceMonitor")
-    [worker] = _by_kind(objects, "StatefulSet")
-    service = _one(objects, "Service", worker["spec"]["serviceName"])
-    container = worker["spec"]["template"]["spec"]["containers"][0]
-    for endpoint in monitor["spec"]["endpoints"]:
-        [port] = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
-        target = _container_port(container, port["targetPort"])
-        assert target["containerPort"] == int(settings["RORIWATCH_METRICS_PORT"])
-    annotations = worker["spec"]["template"]["metadata"]["annotations"]
-    assert int(annotations["prometheus.io/port"]) == WORKER_METRICS_PORT
-    probe = " ".join(container["readinessProbe"]["exec"]["command"])
-    assert f"127.0.0.1:{WORKER_METRICS_PORT}/metrics" in probe
+    workers = _workers(objects)
+    assert workers
+    for worker in workers:
+        labels = worker["spec"]["template"]["metadata"]["labels"]
+        [service] = [s for s in _by_kind(objects, "Service")
+                     if _matches({"matchLabels": s["spec"]["selector"]}, labels)
+                     and _matches(monitor["spec"]["selector"], s["metadata"]["labels"])]
+        container = worker["spec"]["template"]["spec"]["containers"][0]
+        for endpoint in monitor["spec"]["endpoints"]:
+            [port] = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+            target = _container_port(container, port["targetPort"])
+            assert target["containerPort"] == int(settings["RORIWATCH_METRICS_PORT"])
+        annotations = worker["spec"]["template"]["metadata"]["annotations"]
+        assert int(annotations["prometheus.io/port"]) == WORKER_METRICS_PORT
+        probe = " ".join(container["readinessProbe"]["exec"]["command"])
+        assert f"127.0.0.1:{WORKER_METRICS_PORT}/metrics" in probe
     # Collectors: PodMonitor port name -> container port -> the collector config's metrics.port.
     [pod_monitor] = _by_kind(objects, "PodMonitor")
     collectors = [d for d in _by_kind(objects, "Deployment")
@@ -546,7 +565,9 @@ def _collector_config(objects, deployment: dict):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_collectors_run_a_valid_config_of_their_kind(overlay):
     objects = render(overlay)
-    for deployment in _by_kind(objects, "Deployment"):
+    collectors = [d for d in _by_kind(objects, "Deployment") if d not in _workers(objects)]
+    assert len(collectors) == 3
+    for deployment in collectors:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         args = container["args"]
         assert args[0] == "collect" and args[1] in COLLECTOR_KINDS
@@ -752,22 +773,60 @@ def test_watchlist_rules_in_the_configmap_load_and_pass_their_examples():
             assert rule.id not in {f.detector for f in scanner.scan(text)}, (rule.id, text)
 
 
-def test_keda_scales_the_workers_consumer_group_within_the_partitions():
+def test_keda_scales_each_roles_consumer_group_within_the_partitions():
+    from streams.app import consumer_group
+
     objects = render("prod")
     env = _settings_env(objects)
-    [scaled] = _by_kind(objects, "ScaledObject")
-    spec = scaled["spec"]
-    assert spec["maxReplicaCount"] <= int(env["RORIWATCH_TOPIC_PARTITIONS"])
-    [pdb] = _by_kind(objects, "PodDisruptionBudget")
-    assert spec["minReplicaCount"] > pdb["spec"]["maxUnavailable"], "a drain keeps one worker"
-    topics = {env[f"RORIWATCH_TOPIC_{feed.upper()}"] for feed in Settings().feed_topics()}
-    assert {t["metadata"]["topic"] for t in spec["triggers"]} == topics
-    for trigger in spec["triggers"]:
-        assert trigger["type"] == "kafka"
-        assert trigger["metadata"]["consumerGroup"] == env["RORIWATCH_APP_ID"]
-        assert trigger["metadata"]["bootstrapServers"] == env["RORIWATCH_KAFKA_BOOTSTRAP"]
-        _one(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    settings = Settings(app_id=env["RORIWATCH_APP_ID"])
+    feeds = {env[f"RORIWATCH_TOPIC_{feed.upper()}"] for feed in Settings().feed_topics()}
+    topics_of_role = {"scan": feeds, "index": {env["RORIWATCH_TOPIC_ALERTS"]}}
+    scaled_roles = []
+    for scaled in _by_kind(objects, "ScaledObject"):
+        spec = scaled["spec"]
+        target = _one(objects, spec["scaleTargetRef"]["kind"], spec["scaleTargetRef"]["name"])
+        role = _worker_role(target)
+        scaled_roles.append(role)
+        assert spec["maxReplicaCount"] <= int(env["RORIWATCH_TOPIC_PARTITIONS"])
+        labels = target["spec"]["template"]["metadata"]["labels"]
+        [pdb] = [p for p in _by_kind(objects, "PodDisruptionBudget")
+                 if _matches(p["spec"]["selector"], labels)]
+        assert spec["minReplicaCount"] > pdb["spec"]["maxUnavailable"], \
+            f"a drain keeps one {role} worker"
+        assert {t["metadata"]["topic"] for t in spec["triggers"]} == topics_of_role[role]
+        for trigger in spec["triggers"]:
+            assert trigger["type"] == "kafka"
+            assert trigger["metadata"]["consumerGroup"] == consumer_group(settings, role)
+            assert trigger["metadata"]["bootstrapServers"] == env["RORIWATCH_KAFKA_BOOTSTRAP"]
+            _one(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert sorted(scaled_roles) == ["index", "scan"]
     assert urlsplit(env["RORIWATCH_BROKER"]).netloc == env["RORIWATCH_KAFKA_BOOTSTRAP"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workers_run_split_roles_each_with_only_what_it_needs(overlay):
+    """Production layout: one scan and one index workload (docs/reliability.md, slow consumer).
+
+    In a combined worker a slow Elasticsearch stops detection; split, only the index role needs
+    Elasticsearch, so only it gets the set-up init container and the API key.
+    """
+    objects = render(overlay)
+    workers = {_worker_role(w): w for w in _workers(objects)}
+    assert sorted(workers) == ["index", "scan"] and len(_workers(objects)) == 2
+    for role, workload in workers.items():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert labels["roriwatch.io/role"] == role
+        budgets = [p for p in _by_kind(objects, "PodDisruptionBudget")
+                   if _matches(p["spec"]["selector"], labels)]
+        assert len(budgets) == 1, f"{role}: a pod selected by two budgets cannot be evicted"
+        spec = workload["spec"]["template"]["spec"]
+        env = {e["name"] for c in spec["containers"] + spec.get("initContainers", [])
+               for e in c.get("env", [])}
+        init = [c["name"] for c in spec.get("initContainers", [])]
+        if role == "index":  # writes to Elasticsearch: templates first, and its key
+            assert init == ["es-setup"] and "RORIWATCH_ES_API_KEY" in env
+        else:  # never talks to Elasticsearch: no key to leak
+            assert not init and "RORIWATCH_ES_API_KEY" not in env
 
 
 def test_dev_broker_and_bootstrap_agree():

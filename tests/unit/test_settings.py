@@ -60,3 +60,35 @@ def test_secrets_never_appear_in_repr():
     assert "super-secret-value-123" not in repr(settings)
     assert "kafka-password-xyz" not in repr(settings)
     assert settings.kafka_client_options()["sasl_plain_password"] == "kafka-password-xyz"
+
+
+def test_kafka_session_timeout_defaults_to_fausts_and_parses_seconds():
+    # 60 s is Faust's own default: not setting the variable must not change the worker.
+    assert load_settings({}).kafka_session_timeout_s == 60.0
+    settings = load_settings({"RORIWATCH_KAFKA_SESSION_TIMEOUT_S": "10"})
+    assert settings.kafka_session_timeout_s == 10.0
+
+
+@pytest.mark.parametrize("value", ["5", "91", "0", "-1", "nan", "inf", "ten"])
+def test_kafka_session_timeout_outside_what_broker_and_faust_accept_fails_at_load(value):
+    # Out of range it would fail only when the worker joins its group (broker) or starts its
+    # consumer (Faust), far from the variable that caused it.
+    with pytest.raises(SettingsError, match="RORIWATCH_KAFKA_SESSION_TIMEOUT_S"):
+        load_settings({"RORIWATCH_KAFKA_SESSION_TIMEOUT_S": value})
+
+
+@pytest.mark.parametrize(("seconds", "heartbeat"), [(60.0, 3.0), (6.0, 2.0), (90.0, 3.0)])
+def test_worker_uses_the_session_timeout_and_heartbeats_within_a_third_of_it(
+        tmp_path, seconds, heartbeat):
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    settings = Settings(hmac_key=b"session-timeout-test-key-0123456789",
+                        data_dir=str(tmp_path), kafka_session_timeout_s=seconds)
+    app = create_app(settings)
+    try:
+        assert app.conf.broker_session_timeout == seconds
+        assert app.conf.broker_heartbeat_interval == heartbeat
+        assert app.conf.broker_session_timeout <= app.conf.broker_request_timeout
+    finally:
+        app.pipeline.close()
