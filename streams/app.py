@@ -20,7 +20,6 @@ field annotations when the class is created.
 
 import asyncio
 import logging
-import ssl
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -52,8 +51,9 @@ from streams.decode import (
 from streams.es_schema import alerts_alias
 from streams.es_setup import setup_elasticsearch
 from streams.es_sink import AsyncAlertIndexer, IndexingError, IndexResult, RetryPolicy
+from streams.faust_config import connection_options
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings, SettingsError
+from streams.settings import Settings
 from streams.textsource import scan_chunks
 from streams.watchlists import WatchlistError, WatchlistIndex, apply_watchlist_hits
 
@@ -136,25 +136,6 @@ Outgoing = tuple[Any, bytes | None, bytes]
 def es_client_options(settings: Settings) -> dict[str, Any]:
     """Client options (hosts, auth, CA) for the sync setup client and the async indexer."""
     return {**settings.es_client_options(), "request_timeout": 30}
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """Faust's form of the Kafka TLS/SASL settings; None for PLAINTEXT."""
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        return faust.SASLCredentials(username=settings.kafka_sasl_username,
-                                     password=settings.kafka_sasl_password,
-                                     mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-                                     ssl_context=context)
-    raise SettingsError(f"RORIWATCH_KAFKA_SECURITY_PROTOCOL={protocol!r}: use PLAINTEXT, SSL, "
-                        "SASL_PLAINTEXT or SASL_SSL")
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -551,8 +532,7 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
     metrics = metrics or PipelineMetrics.create(detectors=rules.ids)
     app = faust.App(
         group,
-        broker=settings.broker,
-        broker_credentials=broker_credentials(settings),
+        **connection_options(settings),
         autodiscover=False,
         datadir=str(Path(settings.data_dir) / f"faust-{group}"),
         store="memory://",
@@ -566,11 +546,6 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
         # The indexer may wait hours for Elasticsearch while the fetcher is back-pressured;
         # being thrown out of the group for it would only move the wait to another worker.
         broker_max_poll_interval=24 * 3600.0,
-        # How long a crashed worker's partitions stay unread on real Kafka (heartbeats run in
-        # the background, so a slow batch never counts against it). Heartbeat at most a third
-        # of it, as Kafka advises: 3 s (Faust's default) for the default 60 s.
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
         broker_commit_interval=1.0,
         # A rebalance must not wait for a batch that waits for Elasticsearch: unacked records
         # are re-read by the new owner, and alert ids make that idempotent.
@@ -579,10 +554,6 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
         stream_processing_timeout=3600.0,
         key_serializer="raw",
         value_serializer="raw",
-        # Faust would otherwise read unprefixed variables (BROKER_URL, WEB_PORT, ...) and
-        # let them override the above; Kubernetes injects WEB_PORT=tcp://... for a Service
-        # named "web". streams.settings is the only reader of the environment.
-        env={},
     )
     pipeline = Pipeline(settings, app, metrics, rules)
     app.pipeline = pipeline  # type: ignore[attr-defined]

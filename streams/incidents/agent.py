@@ -40,6 +40,7 @@ from streams.decode import DeadLetter, decode_alert_message, utc_now_iso
 from streams.es_schema import incidents_index
 from streams.es_setup import setup_elasticsearch
 from streams.es_sink import safe_reason
+from streams.faust_config import connection_options
 from streams.incidents.correlate import (
     DEFAULT_THRESHOLD,
     Correlation,
@@ -444,7 +445,7 @@ def create_incident_app(settings: Settings, *, routes: RoutesConfig | None = Non
     app_id = incident_app_id(settings)
     app = faust.App(
         app_id,
-        broker=settings.broker,
+        **connection_options(settings),
         autodiscover=False,
         datadir=str(Path(settings.data_dir) / f"faust-{app_id}"),
         store="memory://",

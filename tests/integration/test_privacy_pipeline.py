@@ -316,6 +316,18 @@ def test_worker_refuses_to_start_in_production_without_a_key(
 # worker connect in plain text, or not at all, with nothing saying why.
 
 
+def _faust_app(which: str, settings: Settings) -> tuple[Any, Any]:
+    """The scan/index worker's or the incidents worker's Faust app, and how to close it."""
+    if which == "worker":
+        from streams.app import create_app
+
+        app = create_app(settings)
+        return app, app.pipeline.close
+    from streams.incidents.agent import create_incident_app
+
+    return create_incident_app(settings), lambda: None
+
+
 def _secure_settings(tmp_path: Path, protocol: str, mechanism: str | None) -> Settings:
     import certifi
 
@@ -332,17 +344,16 @@ def _secure_settings(tmp_path: Path, protocol: str, mechanism: str | None) -> Se
     ("SASL_SSL", "SCRAM-SHA-512"), ("SASL_SSL", "SCRAM-SHA-256"), ("SASL_PLAINTEXT", "PLAIN"),
     ("SSL", None),
 ])
+@pytest.mark.parametrize("which", ["worker", "incidents"])
 def test_worker_app_connects_with_the_configured_kafka_security(
-        tmp_path: Path, protocol: str, mechanism: str | None) -> None:
+        tmp_path: Path, protocol: str, mechanism: str | None, which: str) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from streams.app import create_app
-
-    app = create_app(_secure_settings(tmp_path, protocol, mechanism))
+    app, close = _faust_app(which, _secure_settings(tmp_path, protocol, mechanism))
     try:
         auth = credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context)
     finally:
-        app.pipeline.close()
+        close()
     assert auth["security_protocol"] == protocol
     if mechanism:
         assert auth["sasl_mechanism"] == mechanism
@@ -423,24 +434,26 @@ def test_watch_lists_made_with_the_previous_key_still_match_during_a_rotation(
     assert "vip-stray-key" in pipeline.watchlists.skipped
 
 
+@pytest.mark.parametrize("which", ["worker", "incidents"])
 def test_only_roriwatch_settings_configure_the_worker(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str) -> None:
     """Faust reads unprefixed variables of its own (BROKER_URL, PROCESSING_GUARANTEE,
     WEB_PORT, ...) and lets them override what create_app() passes. A stray BROKER_URL (other
     tools use the name) would send every document to another broker; Kubernetes service links
     inject WEB_PORT=tcp://... for a Service named "web", which makes Faust fail on an int."""
-    from streams.app import create_app
-
     monkeypatch.setenv("BROKER_URL", "kafka://somewhere-else.invalid:9092")
     monkeypatch.setenv("PROCESSING_GUARANTEE", "exactly_once")
     monkeypatch.setenv("STREAM_BUFFER_MAXSIZE", "5")
     monkeypatch.setenv("WEB_PORT", "tcp://10.0.0.1:80")
-    settings = Settings(hmac_key=b"env-isolation-test-key-0123456789", data_dir=str(tmp_path))
-    app = create_app(settings)
+    monkeypatch.setenv("BROKER_SESSION_TIMEOUT", "7")
+    settings = Settings(hmac_key=b"env-isolation-test-key-0123456789", data_dir=str(tmp_path),
+                        kafka_session_timeout_s=45.0)
+    app, close = _faust_app(which, settings)
     try:
         assert [str(url) for url in app.conf.broker] == [settings.broker]
         assert app.conf.processing_guarantee.value == "at_least_once"
-        assert app.conf.stream_buffer_maxsize == 1024
+        assert app.conf.stream_buffer_maxsize != 5
         assert isinstance(app.conf.web_port, int)
+        assert app.conf.broker_session_timeout == 45.0
     finally:
-        app.pipeline.close()
+        close()
