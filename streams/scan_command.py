@@ -7,9 +7,16 @@ some path could not be read and nothing was found elsewhere).
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import TextIO
 
@@ -43,7 +50,8 @@ examples:
   roriwatch scan samples/                      table of findings
   roriwatch scan dump.csv --format summary     one verdict per file (severity, reasons)
   cat paste.txt | roriwatch scan - --format jsonl --min-confidence 0.8
-  roriwatch scan logs/ --rules my-brand.yaml   add watch-list keyword rules"""
+  roriwatch scan logs/ --rules my-brand.yaml   add watch-list keyword rules
+  roriwatch scan archive/ -j 0                 every core, one file per process"""
 
 
 def add_scan_subcommand(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +72,9 @@ def add_scan_subcommand(subparsers: argparse._SubParsersAction) -> None:
                         help="also print raw values (dangerous: the output becomes personal data)")
     parser.add_argument("--chunk-mb", type=int, default=4, metavar="N",
                         help="window size for large files, in millions of characters (default 4)")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="scan up to N files at once in child processes (0: one per core; "
+                             "default 1). Output keeps the input order")
     parser.set_defaults(handler=run_scan)
 
 
@@ -111,11 +122,14 @@ class _Output:
         line += chunk.text.count("\n", last_pos)
         line_counter[0], line_counter[1] = 0, line
 
+    def write_header(self) -> None:
+        self.out.write(f"{'LOCATION':<40} {'DETECTOR':<20} {'MASKED':<22} {'CONF':>5}  "
+                       f"CONTEXT\n")
+        self.header_done = True
+
     def _row(self, source: str, line: int, finding: object, value: str | None) -> None:
         if not self.header_done:
-            self.out.write(f"{'LOCATION':<40} {'DETECTOR':<20} {'MASKED':<22} {'CONF':>5}  "
-                           f"CONTEXT\n")
-            self.header_done = True
+            self.write_header()
         location = f"{source}:{line}"
         masked = value if value is not None else finding.masked  # type: ignore[attr-defined]
         context = ",".join(finding.context)  # type: ignore[attr-defined]
@@ -162,6 +176,76 @@ def _scan_one(scanner: Scanner, source: str, stream, output: _Output, err: TextI
     output.summary(source, accumulator)
 
 
+def _scan_path(scanner: Scanner, source: str, path: Path, output: _Output, err: TextIO,
+               chunk_chars: int) -> bool:
+    """Scan one file; False when it could not be read (reported on ``err``)."""
+    try:
+        size = path.stat().st_size
+        with Path(path).open("rb") as stream:
+            _scan_one(scanner, source, stream, output, err, chunk_chars, size)
+    except SkipFile as skip:
+        print(f"roriwatch: {source}: {skip}", file=err)
+    except OSError as exc:
+        print(f"roriwatch: {source}: cannot read: {exc.strerror or exc}", file=err)
+        return False
+    return True
+
+
+# Set in the parent just before the pool forks: children inherit the compiled scanner.
+_JOB_SCANNER: Scanner | None = None
+
+
+@dataclass
+class _JobResult:
+    output_file: str
+    messages: str
+    findings: int
+    readable: bool
+    wrote_rows: bool
+
+
+def _scan_job(source: str, path: Path, fmt: str, reveal: bool, chunk_chars: int) -> _JobResult:
+    """One file in a child process; its output goes to a temporary file (memory stays bounded)."""
+    assert _JOB_SCANNER is not None
+    messages = io.StringIO()
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="roriwatch-scan-",
+                                     suffix=".out", delete=False) as out:
+        output = _Output(fmt, reveal, out)
+        output.header_done = True  # the parent writes the table header once
+        readable = _scan_path(_JOB_SCANNER, source, path, output, messages, chunk_chars)
+    return _JobResult(out.name, messages.getvalue(), output.total, readable,
+                      output.total > 0 and fmt == "table")
+
+
+def _run_jobs(scanner: Scanner, entries: list[tuple[str, Path | None, str | None]],
+              args: argparse.Namespace, output: _Output, out: TextIO, err: TextIO,
+              jobs: int) -> int:
+    """Scan files in ``jobs`` forked processes; report everything in input order."""
+    global _JOB_SCANNER
+    _JOB_SCANNER = scanner
+    chunk_chars = args.chunk_mb * 1_000_000
+    errors = 0
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+        futures = [None if problem or path is None else
+                   pool.submit(_scan_job, source, path, args.format, args.reveal, chunk_chars)
+                   for source, path, problem in entries]
+        for (source, _path, problem), future in zip(entries, futures, strict=True):
+            if future is None:
+                print(f"roriwatch: {source}: {problem}", file=err)
+                errors += 1
+                continue
+            result = future.result()
+            err.write(result.messages)
+            if result.wrote_rows and not output.header_done:
+                output.write_header()
+            with open(result.output_file, encoding="utf-8") as produced:
+                shutil.copyfileobj(produced, out)
+            os.unlink(result.output_file)
+            output.total += result.findings
+            errors += 0 if result.readable else 1
+    return errors
+
+
 def run_scan(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
              stdin: object = None) -> int:
     """Scan every path; errors on one path are reported and the scan goes on."""
@@ -174,28 +258,32 @@ def run_scan(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     if args.chunk_mb < 1:
         print("roriwatch: --chunk-mb must be at least 1", file=err)
         return EXIT_ERROR
+    if args.jobs < 0:
+        print("roriwatch: --jobs must be 0 (one per core) or more", file=err)
+        return EXIT_ERROR
+    jobs = args.jobs or os.cpu_count() or 1
     if args.reveal:
         print("roriwatch: --reveal: printing RAW identifiers; treat this output as personal "
               "data", file=err)
     output = _Output(args.format, args.reveal, out)
     errors = 0
-    for source, path, problem in iter_paths(args.paths):
+    entries = list(iter_paths(args.paths))
+    files = sum(1 for _, path, _ in entries if path is not None)
+    stdin_too = any(source == "-" and path is None and not problem
+                    for source, path, problem in entries)
+    if jobs > 1 and files > 1 and not stdin_too and "fork" in get_all_start_methods():
+        errors += _run_jobs(scanner, entries, args, output, out, err, min(jobs, files))
+        entries = []
+    for source, path, problem in entries:
         if problem:
             print(f"roriwatch: {source}: {problem}", file=err)
             errors += 1
             continue
-        try:
-            if path is None:
-                stream = stdin if stdin is not None else sys.stdin.buffer
-                _scan_one(scanner, "-", stream, output, err, args.chunk_mb * 1_000_000, 0)
-                continue
-            size = path.stat().st_size
-            with Path(path).open("rb") as stream:
-                _scan_one(scanner, source, stream, output, err, args.chunk_mb * 1_000_000, size)
-        except SkipFile as skip:
-            print(f"roriwatch: {source}: {skip}", file=err)
-        except OSError as exc:
-            print(f"roriwatch: {source}: cannot read: {exc.strerror or exc}", file=err)
+        if path is None:
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            _scan_one(scanner, "-", stream, output, err, args.chunk_mb * 1_000_000, 0)
+            continue
+        if not _scan_path(scanner, source, path, output, err, args.chunk_mb * 1_000_000):
             errors += 1
     out.flush()
     if output.total:

@@ -84,3 +84,26 @@ def test_help_explains():
                             capture_output=True, cwd=ROOT, timeout=60, check=False)
     assert b"exit codes" in result.stdout
     assert b"--reveal" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["table", "jsonl", "summary"])
+def test_parallel_jobs_print_exactly_what_one_process_prints(tmp_path, leak, fmt):
+    """-j N scans files in child processes; output, messages and exit code stay the same."""
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"part-{i}.txt").write_text(
+            f"khách {i}: SĐT 09123456{i:02d}, CCCD 0792030123{i:02d}\n" * (i + 1), encoding="utf-8")
+    (folder / "image.bin").write_bytes(b"\x89PNG\x00\x00\x00" + bytes(range(256)))
+    (folder / "latin1.txt").write_bytes("SĐT 0912345678 ".encode() + b"\xff\xfe")
+    (folder / "clean.txt").write_text("nothing here\n", encoding="utf-8")
+    paths = [str(folder), str(tmp_path / "missing.txt"), str(leak)]
+    one = run(*paths, "--format", fmt)
+    many = run(*paths, "--format", fmt, "--jobs", "3")
+    assert (many.returncode, many.stdout, many.stderr) == (one.returncode, one.stdout, one.stderr)
+    assert one.returncode == 1 and one.stdout.count(b"part-") >= 5
+
+
+def test_negative_jobs_is_a_usage_error(leak):
+    result = run(str(leak), "--jobs", "-1")
+    assert result.returncode == 2 and b"--jobs" in result.stderr
