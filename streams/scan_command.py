@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -204,12 +205,22 @@ class _JobResult:
     wrote_rows: bool
 
 
-def _scan_job(source: str, path: Path, fmt: str, reveal: bool, chunk_chars: int) -> _JobResult:
-    """One file in a child process; its output goes to a temporary file (memory stays bounded)."""
+def _start_job_process() -> None:
+    """Make a child leave at once and quietly on Ctrl-C.
+
+    The signal reaches the whole process group; the parent reports the interruption and
+    removes the children's output files.
+    """
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+def _scan_job(source: str, path: Path, fmt: str, reveal: bool, chunk_chars: int,
+              workdir: str) -> _JobResult:
+    """One file in a child process; its output goes to a file in ``workdir`` (bounded memory)."""
     assert _JOB_SCANNER is not None
     messages = io.StringIO()
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="roriwatch-scan-",
-                                     suffix=".out", delete=False) as out:
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=workdir, suffix=".out",
+                                     delete=False) as out:
         output = _Output(fmt, reveal, out)
         output.header_done = True  # the parent writes the table header once
         readable = _scan_path(_JOB_SCANNER, source, path, output, messages, chunk_chars)
@@ -225,9 +236,14 @@ def _run_jobs(scanner: Scanner, entries: list[tuple[str, Path | None, str | None
     _JOB_SCANNER = scanner
     chunk_chars = args.chunk_mb * 1_000_000
     errors = 0
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+    # Private (0700) and always removed: with --reveal the children's output is personal data.
+    workdir = tempfile.mkdtemp(prefix="roriwatch-scan-")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork"),
+                               initializer=_start_job_process)
+    try:
         futures = [None if problem or path is None else
-                   pool.submit(_scan_job, source, path, args.format, args.reveal, chunk_chars)
+                   pool.submit(_scan_job, source, path, args.format, args.reveal, chunk_chars,
+                               workdir)
                    for source, path, problem in entries]
         for (source, _path, problem), future in zip(entries, futures, strict=True):
             if future is None:
@@ -243,6 +259,9 @@ def _run_jobs(scanner: Scanner, entries: list[tuple[str, Path | None, str | None
             os.unlink(result.output_file)
             output.total += result.findings
             errors += 0 if result.readable else 1
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     return errors
 
 

@@ -107,3 +107,39 @@ def test_parallel_jobs_print_exactly_what_one_process_prints(tmp_path, leak, fmt
 def test_negative_jobs_is_a_usage_error(leak):
     result = run(str(leak), "--jobs", "-1")
     assert result.returncode == 2 and b"--jobs" in result.stderr
+
+
+def test_ctrl_c_during_parallel_scan_stops_quietly_and_leaves_no_output_files(tmp_path):
+    """Ctrl-C signals the whole process group: no traceback from any child, exit 130, and the
+    children's output files (raw values with --reveal) are removed."""
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    line = "2026-11-24 api user=0912345678 req=4111111111111111 cccd 079203012345\n"
+    for i in range(8):
+        (folder / f"part-{i}.log").write_text(line * 120_000, encoding="utf-8")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "scan", str(folder), "-j", "2", "--reveal",
+         "--format", "jsonl"],
+        cwd=ROOT, env={**ENV, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(scratch.iterdir()) and process.poll() is None:
+            assert time.monotonic() < deadline, "the parallel scan never started"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode == 1:
+        pytest.skip("the scan finished before the signal arrived")
+    assert process.returncode == 130, err
+    assert b"Traceback" not in err and b"interrupted" in err
+    assert list(scratch.iterdir()) == []
