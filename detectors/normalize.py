@@ -9,7 +9,9 @@ fast path with no offset table at all.
 
 from __future__ import annotations
 
+import bisect
 import codecs
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -115,15 +117,20 @@ class NormalizedText:
     """The matching view of a text plus the map back to original offsets.
 
     ``starts[i]``/``ends[i]`` give the original span of normalised character ``i``; they are
-    ``None`` when the text needed no change (offsets are then identical).
+    ``None`` when the text needed no change (offsets are then identical). Decomposed text
+    whose every combining mark composed into the character before it keeps a sparse map
+    instead (``runs``: see ``_composed``), one entry per mark run rather than per character.
     """
 
     text: str
     starts: list[int] | None = None
     ends: list[int] | None = None
+    runs: _MarkRuns | None = None
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a half-open span of the normalised text to the original text."""
+        if self.runs is not None:
+            return self.runs.original_span(start, end, len(self.text))
         if self.starts is None or self.ends is None:
             return start, end
         if end <= start:
@@ -133,12 +140,77 @@ class NormalizedText:
         return self.starts[start], self.ends[end - 1]
 
 
+@dataclass(frozen=True)
+class _MarkRuns:
+    """Where combining marks were absorbed into the character before them.
+
+    Per run of marks: the normalised index of the character it composed into, the marks
+    absorbed up to and including it, and where the run ends in the original text.
+    """
+
+    bases: list[int]
+    absorbed: list[int]
+    ends: list[int]
+    original_length: int
+
+    def _position(self, index: int) -> tuple[int, int]:
+        """Original position of normalised character ``index``, and which run (or -1) it has."""
+        at = bisect.bisect_left(self.bases, index)
+        before = self.absorbed[at - 1] if at else 0
+        has_run = at < len(self.bases) and self.bases[at] == index
+        return index + before, at if has_run else -1
+
+    def original_span(self, start: int, end: int, length: int) -> tuple[int, int]:
+        if end <= start:
+            pos = self._position(start)[0] if start < length else self.original_length
+            return pos, pos
+        begin = self._position(start)[0]
+        last, run = self._position(end - 1)
+        return begin, (self.ends[run] if run >= 0 else last + 1)
+
+
+_MARK_RUN = regex.compile(r"\p{M}+")
+_HANGUL_JAMO = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
+
+
+def _composed(text: str) -> NormalizedText | None:
+    """NFC in C for decomposed text (macOS file names, some input methods); None if unsuitable.
+
+    Applies when every combining mark composes into the character before it. The per-cluster
+    path costs ~1 µs per character cluster (1 MB/s on decomposed Vietnamese);
+    here Python only touches each run of marks.
+    """
+    if _NEEDS_WORK.search(text) is not None or _HANGUL_JAMO.search(text) is not None:
+        return None  # invisible/fullwidth characters, or jamo that compose without marks
+    composed = unicodedata.normalize("NFC", text)
+    spans = [match.span() for match in _MARK_RUN.finditer(text)]
+    if spans and spans[0][0] == 0:
+        return None  # marks with nothing to compose with
+    absorbed = list(itertools.accumulate(finish - begin for begin, finish in spans))
+    total = absorbed[-1] if absorbed else 0
+    if len(composed) != len(text) - total:
+        return None  # some mark stayed a character of its own
+    # Run i's base is the character before it, shifted left by the marks absorbed before it.
+    bases = [begin - 1 - (absorbed[i] - (finish - begin))
+             for i, (begin, finish) in enumerate(spans)]
+    ends = [finish for _, finish in spans]
+    return NormalizedText(composed, runs=_MarkRuns(bases, absorbed, ends, len(text)))
+
+
 def normalize(text: str) -> NormalizedText:
     """NFC, fullwidth→ASCII and invisible characters removed, with an offset map when needed."""
     if text.isascii():
         return NormalizedText(text)
     if unicodedata.is_normalized("NFC", text) and _NEEDS_WORK.search(text) is None:
         return NormalizedText(text)
+    fast = _composed(text)
+    if fast is not None:
+        return fast
+    return _per_cluster(text)
+
+
+def _per_cluster(text: str) -> NormalizedText:
+    """The general path: one grapheme cluster at a time, any mix of changes."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []

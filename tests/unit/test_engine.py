@@ -3,7 +3,7 @@
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from detectors import DocumentAccumulator, Fingerprinter, Scanner, load_rules
@@ -109,3 +109,35 @@ def test_chunked_scan_equals_whole_scan_across_borders():
             for f in chunk.findings
         ]
         assert chunked == whole, chunk_chars
+
+
+_DECOMPOSABLE = st.sampled_from(list("aăâeêioôơuưyAĂÂĐđ") + ["\u0300", "\u0301", "\u0309",
+                                "\u0303", "\u0323", "\u0302", "\u0306", "\u031b", "\u0308",
+                                "x", "0", "9", " ", "\n", "\u1100", "\u1161", "\u200b", "\uff10",
+                                "\u0327", "\u0338", "\u05b4", "한"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_DECOMPOSABLE, st.text(max_size=3)), max_size=40).map("".join))
+def test_decomposed_text_takes_the_fast_path_with_the_same_map(written):
+    """NFD input is composed in C with a sparse offset map (one entry per mark run); the
+    result and every span must equal the per-cluster path's."""
+    from detectors.normalize import _composed, _per_cluster
+
+    text = unicodedata.normalize("NFD", written)
+    fast = _composed(text)
+    assume(fast is not None)  # invisible/fullwidth characters, jamo, marks that stay apart
+    reference = _per_cluster(text)
+    assert fast.text == reference.text == normalize(text).text
+    size = len(fast.text)
+    for start in range(size + 1):
+        for end in range(start, min(size, start + 4) + 1):
+            assert fast.original_span(start, end) == reference.original_span(start, end)
+
+
+def test_decomposed_vietnamese_keeps_its_offsets():
+    written = "Số tài khoản của Nguyễn Thị Hằng: 0123456789 (Vietcombank), SĐT 0912345678"
+    text = unicodedata.normalize("NFD", written)
+    assert normalize(text).runs is not None, "decomposed Vietnamese should take the fast path"
+    assert [(f.detector, text[f.start:f.end]) for f in SCANNER.scan(text)] == [
+        ("vn_bank_account", "0123456789"), ("vn_phone", "0912345678")]
