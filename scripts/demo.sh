@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
 echo "== installing roriwatch (pinned by constraints.txt)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
   -e ".[services]" 2>&1 | grep -v "^WARNING: Location" || true
 echo "== roriwatch up"
 exec "$VENV/bin/roriwatch" up "$@"
