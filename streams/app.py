@@ -31,7 +31,15 @@ from typing import Any
 import faust
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
-from detectors import DocumentAccumulator, DocumentSummary, Finding, Scanner, load_rules, summarize
+from detectors import (
+    DocumentAccumulator,
+    DocumentSummary,
+    Finding,
+    Fingerprinter,
+    Scanner,
+    load_rules,
+    summarize,
+)
 from detectors.summary import SEVERITY_RANK
 from streams.alerts import (
     MAX_FINDINGS_IN_ALERT,
@@ -160,12 +168,15 @@ class Pipeline:
     """Everything the agents share: settings, scanners, metrics, topics, the ES indexer."""
 
     def __init__(self, settings: Settings, app: faust.App, metrics: PipelineMetrics,
-                 rules: Any) -> None:
+                 rules: Any, *, fingerprints: bool = True) -> None:
         self.settings = settings
         self.app = app
         self.metrics = metrics
-        fingerprinter = settings.fingerprinter()
-        if fingerprinter.ephemeral:
+        if fingerprints or settings.hmac_key:
+            fingerprinter = settings.fingerprinter()
+        else:  # index role without a key: nothing it writes carries a fingerprint
+            fingerprinter = Fingerprinter.ephemeral_key()
+        if fingerprinter.ephemeral and fingerprints:
             log.warning("no RORIWATCH_HMAC_KEY set: fingerprints use a random per-process key "
                         "and will not correlate across workers or restarts")
         self.key_id = fingerprinter.key_id
@@ -528,7 +539,10 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
     The pipeline object is reachable as ``app.pipeline`` for tests and the CLI.
     """
     group = consumer_group(settings, role)
-    rules = load_rules([*settings.rules_files, *rules_files])
+    # The index role only moves finished alerts into Elasticsearch: it needs neither the
+    # user's rule files nor the fingerprint key, so index pods mount neither (least privilege).
+    # The built-in rules still mask identifiers in the keys of its dead letters.
+    rules = load_rules([] if role == "index" else [*settings.rules_files, *rules_files])
     metrics = metrics or PipelineMetrics.create(detectors=rules.ids)
     app = faust.App(
         group,
@@ -555,7 +569,7 @@ def create_app(settings: Settings, *, metrics: PipelineMetrics | None = None,
         key_serializer="raw",
         value_serializer="raw",
     )
-    pipeline = Pipeline(settings, app, metrics, rules)
+    pipeline = Pipeline(settings, app, metrics, rules, fingerprints=role != "index")
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
     if role in ("all", "scan"):

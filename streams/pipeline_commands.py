@@ -112,7 +112,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings()
-        settings.fingerprinter()  # fail now, not in the middle of Faust's start-up
+        if args.role != "index":  # indexing never fingerprints: index pods hold no key
+            settings.fingerprinter()  # fail now, not in the middle of Faust's start-up
     except SettingsError as exc:
         print(f"roriwatch: {exc}", file=sys.stderr)
         return 2

@@ -48,7 +48,7 @@ from streams.pipeline_commands import (
     stop_worker_process,
 )
 from streams.scan_command import run_scan
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -308,6 +308,22 @@ def test_worker_refuses_to_start_in_production_without_a_key(
         stop_worker_process(process, timeout_s=10)
     assert code != 0
     assert "RORIWATCH_HMAC_KEY" in log_path.read_text(errors="replace")
+
+
+def test_only_roles_that_fingerprint_need_the_key(tmp_path: Path) -> None:
+    """Production refuses a scanning worker without the HMAC key; an index-only worker, which
+    never fingerprints, runs without it (index pods do not mount the key)."""
+    from streams.app import create_app
+
+    settings = Settings(production=True, data_dir=str(tmp_path))
+    for role in ("all", "scan"):
+        with pytest.raises(SettingsError, match="RORIWATCH_HMAC_KEY"):
+            create_app(settings, role=role)
+    app = create_app(settings, role="index")
+    try:
+        assert app.pipeline.scanner.fingerprinter.ephemeral
+    finally:
+        app.pipeline.close()
 
 
 # --- security settings reach the clients (no services needed) -------------------------------

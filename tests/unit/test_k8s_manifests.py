@@ -754,11 +754,29 @@ def test_file_settings_point_at_mounted_files(overlay):
     for obj, spec in _pod_specs(objects):
         for container in spec["containers"] + spec.get("initContainers", []):
             files = _mounted_files(objects, spec, container)
+            # A container's own `env` overrides the ConfigMap (index pods blank the key file).
+            seen = {**env, **{item["name"]: item["value"] for item in container.get("env", [])
+                              if "value" in item}}
             for name in FILES_NEEDED[container["name"]]:
-                for path in filter(None, env[name].split(":")):
+                for path in filter(None, seen[name].split(":")):
                     assert path in files, f"{obj['metadata']['name']}/{container['name']}: " \
                                           f"{name}={path} is not a mounted file"
     assert "RORIWATCH_HMAC_KEY" not in env, "the key must come from the Secret, never the ConfigMap"
+
+
+def test_index_pods_hold_neither_the_fingerprint_key_nor_the_rules():
+    """Least privilege: indexing never fingerprints, so the key lives in scan pods only."""
+    for overlay in OVERLAYS:
+        objects = render(overlay)
+        for obj, spec in _pod_specs(objects):
+            role = obj["metadata"].get("labels", {}).get("roriwatch.io/role")
+            volumes = {v["name"] for v in spec.get("volumes", [])}
+            secret_items = {item["key"] for v in spec.get("volumes", []) if "secret" in v
+                            for item in v["secret"].get("items", [])}
+            if role == "index":
+                assert "hmac-key" not in secret_items and "rules" not in volumes, obj["metadata"]
+            elif role == "scan":
+                assert "hmac-key" in secret_items, obj["metadata"]
 
 
 def test_watchlist_rules_in_the_configmap_load_and_pass_their_examples():
