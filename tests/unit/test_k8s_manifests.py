@@ -588,21 +588,28 @@ def test_collectors_run_a_valid_config_of_their_kind(overlay):
 def test_network_policies_let_through_what_the_settings_need(overlay):
     objects = render(overlay)
     settings = _settings_env(objects)
+    kafka = urlsplit(settings["RORIWATCH_BROKER"]).port
+    elasticsearch = urlsplit(settings["RORIWATCH_ES_URL"]).port
+    # Only index pods write to Elasticsearch; scan pods must not even reach it.
     needed = {
-        "worker": {urlsplit(settings["RORIWATCH_BROKER"]).port,
-                   urlsplit(settings["RORIWATCH_ES_URL"]).port, 53},
-        "collector": {int(settings["RORIWATCH_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1]), 53, 443},
+        ("worker", "scan"): {kafka, 53},
+        ("worker", "index"): {kafka, elasticsearch, 53},
+        ("collector", None): {int(settings["RORIWATCH_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1]), 53,
+                              443},
     }
+    forbidden = {("worker", "scan"): {elasticsearch}}
     policies = _by_kind(objects, "NetworkPolicy")
     assert any(p["spec"]["podSelector"] == {} and not p["spec"].get("ingress")
                and not p["spec"].get("egress") for p in policies), "no default deny"
     for obj, labels in _pod_labels(objects):
-        component = labels["app.kubernetes.io/component"]
+        kind = (labels["app.kubernetes.io/component"], labels.get("roriwatch.io/role"))
         mine = [p for p in policies if p["spec"]["podSelector"]
                 and _matches(p["spec"]["podSelector"], labels)]
         egress_ports = {port["port"] for p in mine for rule in p["spec"].get("egress", [])
                         for port in rule.get("ports", [])}
-        assert needed[component] <= egress_ports, (obj["metadata"]["name"], egress_ports)
+        assert needed[kind] <= egress_ports, (obj["metadata"]["name"], egress_ports)
+        assert not forbidden.get(kind, set()) & egress_ports, (obj["metadata"]["name"],
+                                                              egress_ports)
         ingress_ports = {port["port"] for p in mine for rule in p["spec"].get("ingress", [])
                          for port in rule.get("ports", [])}
         container = obj["spec"]["template"]["spec"]["containers"][0]
