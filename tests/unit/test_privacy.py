@@ -1,5 +1,8 @@
 """Masking and fingerprints: what may leave the scanner."""
 
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -48,6 +51,15 @@ def test_fingerprint_is_keyed_and_deterministic():
     assert one.fingerprint("079203012345") == one.fingerprint("079203012345")
     assert one.fingerprint("079203012345") != other.fingerprint("079203012345")
     assert "079203012345" not in one.fingerprint("079203012345")
+
+
+@given(key=st.binary(min_size=0, max_size=200), value=st.text(max_size=40))
+def test_fingerprint_is_standard_hmac_sha256(key, value):
+    # The precomputed inner/outer states must give exactly RFC 2104 HMAC-SHA256, for keys
+    # shorter than, equal to and longer than the 64-byte block: watch-lists and other
+    # tools recompute fingerprints with any HMAC library.
+    expected = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    assert Fingerprinter(key).fingerprint(value) == expected
 
 
 def test_ephemeral_keys_differ_between_runs():
