@@ -208,7 +208,8 @@ def run(roles: list[str], burst: list[tuple[str, str, str]], burst_ids: dict[str
         "RORIWATCH_TOPIC_PARTITIONS": str(partitions),
         "RORIWATCH_DATA_DIR": f"/tmp/{name}",
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RORIWATCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RORIWATCH_")
+           or k == "RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS"}  # to compare with and without
     env.update(variables)
     settings = load_settings({**{k: v for k, v in os.environ.items()
                                  if k in ("RORIWATCH_BROKER", "RORIWATCH_ES_URL")}, **variables})

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from streams import fetch_wait
 from streams.settings import Settings, SettingsError
 
 
@@ -36,7 +37,12 @@ def broker_credentials(settings: Settings) -> Any:
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``faust.App``: broker, credentials, session, no environment."""
+    """Keyword arguments for ``faust.App``: broker, credentials, session, no environment.
+
+    Also applies the empty-fetch wait to this process's Kafka consumers (``fetch_wait``):
+    aiokafka has no per-consumer hook for it, and both apps need the same.
+    """
+    fetch_wait.install(settings.kafka_empty_fetch_wait_ms / 1000)
     return {
         "broker": settings.broker,
         "broker_credentials": broker_credentials(settings),

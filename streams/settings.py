@@ -19,6 +19,8 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Kafka brokers refuse sessions shorter than group.min.session.timeout.ms (6 s by default), and
 # Faust refuses a session timeout longer than its request timeout (broker_request_timeout, 90 s).
 KAFKA_SESSION_TIMEOUT_RANGE_S = (6.0, 90.0)
+# aiokafka's fetch_max_wait_ms default: past it the wait is never applied (fetch_wait.py).
+KAFKA_EMPTY_FETCH_WAIT_MAX_MS = 500
 
 
 class SettingsError(ValueError):
@@ -63,6 +65,10 @@ class Settings:
     # How long the group coordinator waits for a silent member before handing its partitions
     # to the others (Faust's broker_session_timeout; 60 s is Faust's own default).
     kafka_session_timeout_s: float = 60.0
+    # After an empty fetch answered sooner than the fetch wait, hold this long before asking
+    # that broker again (streams/fetch_wait.py): brokers that honour the wait never trigger
+    # it; the local substitute otherwise makes idle consumers spin. 0 turns it off.
+    kafka_empty_fetch_wait_ms: int = 50
     previous_hmac_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
     routes_file: str | None = None
     topic_incidents: str | None = None
@@ -219,6 +225,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if get(ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S"):
         kwargs["kafka_session_timeout_s"] = _session_timeout(
             get(ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S", ""))
+    if get(ENV_PREFIX + "KAFKA_EMPTY_FETCH_WAIT_MS"):
+        name = ENV_PREFIX + "KAFKA_EMPTY_FETCH_WAIT_MS"
+        wait_ms = _int(get(name, ""), name)
+        if not 0 <= wait_ms <= KAFKA_EMPTY_FETCH_WAIT_MAX_MS:
+            raise SettingsError(
+                f"{name}={wait_ms} is outside 0-{KAFKA_EMPTY_FETCH_WAIT_MAX_MS} ms: it is the "
+                "most a record may wait on a broker that answers empty fetches at once; "
+                "0 turns the wait off, the default is 50")
+        kwargs["kafka_empty_fetch_wait_ms"] = wait_ms
     if get(ENV_PREFIX + "PRODUCTION") is not None:
         kwargs["production"] = _bool(get(ENV_PREFIX + "PRODUCTION", ""), "RORIWATCH_PRODUCTION")
     if get(ENV_PREFIX + "DEADLETTER_KEEP_RAW") is not None:
