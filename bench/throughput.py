@@ -68,7 +68,10 @@ def write_corpus(path: Path, megabytes: int, mix: tuple[tuple[Generator, float],
         while total < target:
             for index, (generator, share) in enumerate(mix):
                 if written[index] < share * target:
-                    data = generator(s).text
+                    # A blank line between documents: a feed scans each document on its own,
+                    # and without it a CSV header's table (which ends at a blank line) ran on
+                    # through every later document, making each digit run there a candidate.
+                    data = generator(s).text + "\n"
                     out.write(data)
                     size = len(data.encode())
                     written[index] += size
