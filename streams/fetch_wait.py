@@ -35,7 +35,12 @@ async def _proc_fetch_request(self: Any, assignment: Any, node_id: int, request:
     if not got_records and wait_s > 0:
         remaining = min(wait_s, self._fetch_max_wait_ms / 1000) - (time.monotonic() - started)
         if remaining > 0:
-            await asyncio.sleep(remaining)  # cancellable: a rebalance or close cancels it
+            try:
+                await asyncio.sleep(remaining)
+            except asyncio.CancelledError:
+                # Like aiokafka's own method: Fetcher.close() and a lost assignment cancel
+                # pending fetch tasks and then await them, expecting no CancelledError.
+                return got_records
     return got_records
 
 

@@ -61,6 +61,27 @@ def test_wait_never_exceeds_the_consumers_own_fetch_wait(monkeypatch):
     assert len(sleeps) == 1 and sleeps[0] <= 0.02
 
 
+def test_cancelled_wait_ends_quietly(monkeypatch):
+    # aiokafka's Fetcher.close() cancels each pending fetch task and then awaits it: a
+    # CancelledError escaping the wait crashed the consumer thread and the worker never
+    # exited on SIGTERM.
+    async def original(self: Any, assignment: Any, node_id: int, request: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(fetch_wait, "_ORIGINAL", original)
+    fetch_wait.install(0.4)
+
+    async def close_while_waiting() -> bool:
+        task = asyncio.ensure_future(
+            fetch_wait._proc_fetch_request(_FakeFetcher(), None, 0, None))
+        await asyncio.sleep(0.01)  # the task is now inside its wait
+        assert not task.done()
+        task.cancel()
+        return await task  # what Fetcher.close() does
+
+    assert asyncio.run(close_while_waiting()) is False
+
+
 def test_zero_restores_aiokafka():
     original = Fetcher._proc_fetch_request
     fetch_wait.install(0.05)
