@@ -135,6 +135,38 @@ def test_decomposed_text_takes_the_fast_path_with_the_same_map(written):
             assert fast.original_span(start, end) == reference.original_span(start, end)
 
 
+_HIDDEN = st.sampled_from(["\u200b", "\u200c", "\u200d", "\ufeff", "\u00ad", "\u2060",
+                           "\uff10", "\uff19", "\uff0b", "\u00a0", "\u3000", "\u2013",
+                           "0", "9", " ", "\n", "ố", "Đ", "\u1100", "\u1161", "x", "\u0301"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_HIDDEN, st.text(max_size=3)), max_size=40).map("".join))
+def test_invisible_and_fullwidth_characters_take_the_fast_path_with_the_same_map(text):
+    """Composed text that only needs width mapping and invisible characters removed is done
+    in C with one map entry per removed run; text and every span equal the general path's."""
+    from detectors.normalize import _cleaned, _per_cluster
+
+    assume(unicodedata.is_normalized("NFC", text))
+    fast = _cleaned(text)
+    assume(fast is not None)  # combining marks: the general path
+    reference = _per_cluster(text)
+    assert fast.text == reference.text == normalize(text).text
+    size = len(fast.text)
+    for start in range(size + 1):
+        for end in range(start, min(size, start + 4) + 1):
+            assert fast.original_span(start, end) == reference.original_span(start, end)
+
+
+def test_zero_width_between_digits_takes_the_fast_path():
+    text = "Số tài khoản: 0123\u200b456\u200c789, SĐT ０９１２３４５６７８"
+    from detectors.normalize import _RemovedRuns
+
+    assert isinstance(normalize(text).runs, _RemovedRuns)
+    assert [(f.detector, text[f.start:f.end]) for f in SCANNER.scan(text)] == [
+        ("vn_bank_account", "0123\u200b456\u200c789"), ("vn_phone", "０９１２３４５６７８")]
+
+
 def test_decomposed_vietnamese_keeps_its_offsets():
     written = "Số tài khoản của Nguyễn Thị Hằng: 0123456789 (Vietcombank), SĐT 0912345678"
     text = unicodedata.normalize("NFD", written)
