@@ -146,8 +146,8 @@ class Scanner:
         self._area_lows: list[int] | None = None
         self._areas: list[tuple[int, int]] = []
         self._number_plans = self._compile_plans(self._number_rules)
-        self._finish_rules = [(r.id, r.severity, r.kind == "keyword") for r in rules.rules]
         self._token_plans = self._compile_plans(self._token_rules)
+        self._finish_rules = [(r.id, r.severity, r.kind == "keyword") for r in rules.rules]
 
     def _compile_plans(self, by_length: dict[int, list[int]]) -> dict[int, tuple[_Plan, ...]]:
         """Per value length, what each candidate rule needs, resolved once (hot path)."""
@@ -156,8 +156,6 @@ class Scanner:
             rows = []
             for index in indexes:
                 rule = self.rules.rules[index]
-                if rule.kind == "email":
-                    raise ValueError(f"rule {rule.id}: e-mail rules have no length plan")
                 padded = bool(rule.pad_to) and length < rule.pad_to
                 rows.append((index, rule.requires_context,
                              self.screening and (index, length) in self._gated_pairs,

@@ -4,9 +4,9 @@ A Kafka broker answers a fetch that finds no new records only after ``fetch.max.
 (aiokafka's default: 500 ms), or sooner as soon as records arrive, so an idle consumer sends
 about two requests a second. The local substitute broker (noida-db,
 ../shared/reference/stack-notes.md) answers at once, and aiokafka's fetcher then asks again
-at once: an idle worker burned ~75 % of a core and the broker ~45 %, CPU the scanner needs
-on a two-core machine, and a busy worker still spent a sixth of its time re-asking for
-partitions that had nothing new.
+at once: ~4,500 fetches a second, an idle worker burning 87 % of a core and the broker
+12.5 % (BENCHMARKS.md), CPU the scanner needs on a two-core machine; a busy worker still
+spent a sixth of its time re-asking for partitions that had nothing new.
 
 ``install(wait_s)`` makes each consumer of this process wait out what is left of
 ``min(wait_s, fetch_max_wait_ms)`` after an early, empty answer before that broker is asked
