@@ -89,6 +89,15 @@ _Plan = tuple[int, bool, bool, int, Callable[[str], str], Callable[[str], Verdic
 _REJECTED = Verdict.REJECTED
 
 
+def _stands_alone(norm: str, begin: int, finish: int) -> bool:
+    """Whether a bare digit run is a whole value: not glued to a word, a path or a decimal."""
+    if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
+        return False
+    after = norm[finish:finish + 2]
+    return not (after and (after[0].isalnum() or after[0] in "_@" or (
+        after[0] in ".-" and after[1:].isdigit())))
+
+
 @dataclass(slots=True)
 class _Candidate:
     rule_index: int
@@ -252,23 +261,19 @@ class Scanner:
         """Every digit run through Python: the reference path (``screening=False``)."""
         for run in NUMBER_RUN.finditer(norm):
             token = run.group()
-            if token.isdigit():  # the common case: one bare digit run, boundaries checked here
-                if len(token) not in self._active_lengths:
-                    continue
-                begin, finish = run.span()
-                if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
-                    continue
-                after = norm[finish:finish + 2]
-                if after and (after[0].isalnum() or after[0] in "_@" or (
-                        after[0] in ".-" and after[1:].isdigit())):
-                    continue
-                self._number(norm, token, begin, columns, found)
-                continue
             begin, finish = run.span()
-            if finish - begin < 10 and len(token.translate(_SEPARATORS)) < 8:
-                continue
-            for match in NUMBER_CANDIDATE.finditer(norm, begin, finish + 2):
-                self._number(norm, match.group(), match.start(), columns, found)
+            if not token.isdigit():
+                self._separated_run(norm, token, begin, finish, columns, found)
+            elif len(token) in self._active_lengths and _stands_alone(norm, begin, finish):
+                self._number(norm, token, begin, columns, found)
+
+    def _separated_run(self, norm: str, token: str, begin: int, finish: int,
+                       columns: ColumnContext, found: list[_Candidate]) -> None:
+        """A run with separators: every digit sequence in it that could be one value."""
+        if finish - begin < 10 and len(token.translate(_SEPARATORS)) < 8:
+            return
+        for match in NUMBER_CANDIDATE.finditer(norm, begin, finish + 2):
+            self._number(norm, match.group(), match.start(), columns, found)
 
     def _screened_numbers(self, norm: str, columns: ColumnContext,
                           found: list[_Candidate]) -> None:
@@ -287,10 +292,7 @@ class Scanner:
             token = run.group()
             begin, finish = run.span()
             if not token.isdigit():
-                if finish - begin < 10 and len(token.translate(_SEPARATORS)) < 8:
-                    continue
-                for match in NUMBER_CANDIDATE.finditer(norm, begin, finish + 2):
-                    self._number(norm, match.group(), match.start(), columns, found)
+                self._separated_run(norm, token, begin, finish, columns, found)
                 continue
             length = finish - begin
             if length not in self._active_lengths:
@@ -298,13 +300,8 @@ class Scanner:
             if not token.startswith(screens.get(length, (".",))) and not self._gated_possible(
                     norm, begin):
                 continue  # no screen passed, and no gated rule can have context here
-            if begin and (norm[begin - 1].isalnum() or norm[begin - 1] in _GLUE_BEFORE):
-                continue
-            after = norm[finish:finish + 2]
-            if after and (after[0].isalnum() or after[0] in "_@" or (
-                    after[0] in ".-" and after[1:].isdigit())):
-                continue
-            self._number(norm, norm[begin:finish], begin, columns, found)
+            if _stands_alone(norm, begin, finish):
+                self._number(norm, token, begin, columns, found)
 
     def _gated_possible(self, norm: str, start: int) -> bool:
         """Whether a context-gated rule can have context for a candidate at ``start``.

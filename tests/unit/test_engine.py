@@ -111,6 +111,14 @@ def test_chunked_scan_equals_whole_scan_across_borders():
         assert chunked == whole, chunk_chars
 
 
+def _assert_same_spans(fast, reference) -> None:
+    """Every span of up to four normalised characters maps back to the same original span."""
+    size = len(fast.text)
+    for start in range(size + 1):
+        for end in range(start, min(size, start + 4) + 1):
+            assert fast.original_span(start, end) == reference.original_span(start, end)
+
+
 _DECOMPOSABLE = st.sampled_from(list("aăâeêioôơuưyAĂÂĐđ") + ["\u0300", "\u0301", "\u0309",
                                 "\u0303", "\u0323", "\u0302", "\u0306", "\u031b", "\u0308",
                                 "x", "0", "9", " ", "\n", "\u1100", "\u1161", "\u200b", "\uff10",
@@ -129,10 +137,7 @@ def test_decomposed_text_takes_the_fast_path_with_the_same_map(written):
     assume(fast is not None)  # invisible/fullwidth characters, jamo, marks that stay apart
     reference = _per_cluster(text)
     assert fast.text == reference.text == normalize(text).text
-    size = len(fast.text)
-    for start in range(size + 1):
-        for end in range(start, min(size, start + 4) + 1):
-            assert fast.original_span(start, end) == reference.original_span(start, end)
+    _assert_same_spans(fast, reference)
 
 
 _HIDDEN = st.sampled_from(["\u200b", "\u200c", "\u200d", "\ufeff", "\u00ad", "\u2060",
@@ -152,10 +157,7 @@ def test_invisible_and_fullwidth_characters_take_the_fast_path_with_the_same_map
     assume(fast is not None)  # combining marks: the general path
     reference = _per_cluster(text)
     assert fast.text == reference.text == normalize(text).text
-    size = len(fast.text)
-    for start in range(size + 1):
-        for end in range(start, min(size, start + 4) + 1):
-            assert fast.original_span(start, end) == reference.original_span(start, end)
+    _assert_same_spans(fast, reference)
 
 
 def test_zero_width_between_digits_takes_the_fast_path():
