@@ -428,7 +428,7 @@ class Scanner:
                 if start == 0 or not (norm[start - 1].isalnum() or norm[start - 1] in "@"):
                     written = norm[start:domain.end()]
                     for index in self._email_rules:
-                        self._accept(index, start, domain.end(), written, None, found)
+                        self._accept_email(index, start, domain.end(), written, found)
             at = norm.find("@", at + 1)
 
     def _watchlist(self, norm: str, found: list[_Candidate]) -> None:
@@ -525,15 +525,13 @@ class Scanner:
         )
         return self._index
 
-    def _accept(self, index: int, start: int, end: int, canonical: str, hit: ContextHit | None,
-                found: list[_Candidate]) -> None:
-        rule = self.rules.rules[index]
-        if rule.kind == "email" and self._validators[index](canonical.lower()) is Verdict.REJECTED:
+    def _accept_email(self, index: int, start: int, end: int, written: str,
+                      found: list[_Candidate]) -> None:
+        """E-mail candidates skip _evaluate: validated lower-cased, no keyword context."""
+        if self._validators[index](written.lower()) is _REJECTED:
             return
-        if rule.kind == "email":
-            canonical = self._canonical[index](canonical)
-        confidence = rule.context_score if hit is not None else rule.base_score
-        found.append(_Candidate(index, start, end, canonical, confidence, hit))
+        found.append(_Candidate(index, start, end, self._canonical[index](written),
+                                self.rules.rules[index].base_score, None))
 
     def _finish(self, found: list[_Candidate], view: NormalizedText,
                 offset: int) -> list[Finding]:
