@@ -338,7 +338,9 @@ class Scanner:
                                         hit_start) + 1)
         blanks: list[int] | None = None
 
-        def table_end(position: int) -> int:  # a blank line ends a table (ColumnContext)
+        # A blank line ends a table; ColumnContext may end it sooner (a line without the
+        # delimiter), so areas to the next blank line cover every column context.
+        def table_end(position: int) -> int:
             nonlocal blanks
             if blanks is None:
                 blanks = [m.start() for m in BLANK_LINE.finditer(norm)]

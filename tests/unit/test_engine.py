@@ -58,6 +58,22 @@ def test_csv_header_is_context_for_the_whole_column():
     assert all(f.context == ("so tai khoan",) for f in found)
 
 
+def test_a_line_without_the_delimiter_ends_the_table():
+    """Text after a pasted table must not inherit its columns (first column: bank account)."""
+    table = "so_tai_khoan,ho_ten\n1903567890120,Nguyen Van A\n"
+    after = "Don hang 1903567890121 da giao\n1903567890122,Tran Thi B\n"
+    assert spans(table + after) == [("vn_bank_account", "1903567890120")]
+    rows = after.replace("Don hang 1903567890121 da giao", "1903567890121,Le Van C")
+    assert [value for _, value in spans(table + rows)] == [
+        "1903567890120", "1903567890121", "1903567890122"]
+
+
+@pytest.mark.parametrize("between", ['"12 Le Loi\nQuan 1"', "x\n-------------,----"])
+def test_quoted_line_breaks_and_borders_stay_in_the_table(between):
+    text = f"so_tai_khoan,dia_chi\n1903567890120,{between}\n1903567890122,y\n"
+    assert [d for d, _ in spans(text)] == ["vn_bank_account", "vn_bank_account"]
+
+
 def test_sql_insert_column_list_is_context():
     text = ("INSERT INTO kh (id, ten, so_cmnd, stk) VALUES (1, 'A', '024567891', '0071001234567'),"
             " (2, 'B', '381234567', '19035678901234');")
