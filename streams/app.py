@@ -60,6 +60,7 @@ from streams.es_schema import alerts_alias
 from streams.es_setup import setup_elasticsearch
 from streams.es_sink import AsyncAlertIndexer, IndexingError, IndexResult, RetryPolicy
 from streams.faust_config import connection_options
+from streams.jsonio import es_serializers
 from streams.metrics import PipelineMetrics
 from streams.settings import Settings
 from streams.textsource import scan_chunks
@@ -143,7 +144,8 @@ Outgoing = tuple[Any, bytes | None, bytes]
 
 def es_client_options(settings: Settings) -> dict[str, Any]:
     """Client options (hosts, auth, CA) for the sync setup client and the async indexer."""
-    return {**settings.es_client_options(), "request_timeout": 30}
+    return {**settings.es_client_options(), "request_timeout": 30,
+            "serializers": es_serializers()}
 
 
 def _epoch(iso: str | None) -> float | None:

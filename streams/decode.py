@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from streams import jsonio
 from streams.envelope import EnvelopeError, FeedEnvelope
 
 # JSON syntax and the envelope's own fields around the content.
@@ -203,7 +204,7 @@ def _parse_json(value: bytes) -> tuple[Any, DeadLetter | None]:
         return None, DeadLetter("not_utf8", f"envelope is not UTF-8 (invalid byte at offset "
                                 f"{exc.start}); producers must write UTF-8 JSON")
     try:
-        return json.loads(text), None
+        return jsonio.loads(text), None
     except json.JSONDecodeError as exc:
         return None, DeadLetter("invalid_json", f"not valid JSON: {exc.msg} at line "
                                 f"{exc.lineno} column {exc.colno}; paste and forum topics take "
@@ -271,7 +272,7 @@ def decode_alert_message(value: bytes | None) -> dict[str, Any] | DeadLetter:
     if not value:
         return DeadLetter("invalid_alert", "message has no value")
     try:
-        data = json.loads(value)
+        data = jsonio.loads(value)
     except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, huge numbers, depth
         kind = type(exc).__name__
         return DeadLetter("invalid_alert", f"alert is not UTF-8 JSON the parser accepts ({kind})")
