@@ -198,8 +198,8 @@ class _Header:
 _BORDER_CHARS = "+-=_:*#~|. \t"
 
 
-def _leaves_table(line: str, delimiter: str) -> bool:
-    """Whether a non-blank line ends the table above it, as a blank line does.
+def _ends_table(line: str, delimiter: str) -> bool:
+    """Whether a line ends the table above it: a blank line, or one that is not a row.
 
     A line without the table's delimiter is not one of its rows: the text after a pasted
     table ("Liên hệ mua thêm: 0912345678") must not inherit its columns. Border lines and
@@ -207,6 +207,8 @@ def _leaves_table(line: str, delimiter: str) -> bool:
     verdict depends on the line alone, so a line seen again in the overlap of the next chunk
     of a large file gets the same one.
     """
+    if not line.strip():
+        return True
     return delimiter not in line and '"' not in line and bool(line.strip(_BORDER_CHARS))
 
 
@@ -228,7 +230,7 @@ class ColumnContext:
         self._values_at = -1
         self._semicolon_at = -1
         self._line_memo = (0, 0)
-        self._row_memo = (-1, "", False)
+        self._row_memo: tuple[int, str, bool] = (-1, "", False)  # (line start, delimiter, row?)
         self._sql_hits: dict[str, dict[int, ContextHit]] = {}
 
     def reset_text(self, text: str, carry_header: bool) -> None:
@@ -241,7 +243,7 @@ class ColumnContext:
         self._values_at = -1
         self._semicolon_at = -1
         self._line_memo = (0, 0)
-        self._row_memo: tuple[int, str, bool] = (-1, "", False)
+        self._row_memo = (-1, "", False)
         if not carry_header:
             self._header = None
 
@@ -283,8 +285,7 @@ class ColumnContext:
             header = self._try_header(line)
             if header is not None:
                 self._header = header
-            elif not line.strip() or (self._header is not None and _leaves_table(
-                    line, self._header.delimiter)):
+            elif self._header is not None and _ends_table(line, self._header.delimiter):
                 self._header = None
             position = stop + 1
         self._cursor = max(self._cursor, line_start)
@@ -346,7 +347,7 @@ class ColumnContext:
             line_end = text.find("\n", line_start)
             line = text[line_start:len(text) if line_end < 0 else line_end]
             self._row_memo = (line_start, header.delimiter,
-                              not _leaves_table(line.rstrip("\r"), header.delimiter))
+                              not _ends_table(line.rstrip("\r"), header.delimiter))
         if not self._row_memo[2]:
             return {}  # the candidate's own line is not a row of the table either
         column = text.count(header.delimiter, line_start, position)

@@ -22,9 +22,14 @@ def shown_each_side(length: int) -> int:
     return min(MAX_SHOWN_EACH_SIDE, length // 4)
 
 
-# (characters kept each side, mask run) per length: masking runs once per finding, and
-# dense dumps have ~40,000 findings per MB.
-_MASKS = [(shown_each_side(n), MASK_CHAR * (n - 2 * shown_each_side(n))) for n in range(65)]
+def _mask_parts(length: int) -> tuple[int, str]:
+    """(characters kept each side, the mask between them) for a value of ``length``."""
+    keep = shown_each_side(length)
+    return keep, MASK_CHAR * (length - 2 * keep)
+
+
+# Per length up to 64: masking runs once per finding, and dense dumps have ~40,000 per MB.
+_MASKS = [_mask_parts(n) for n in range(65)]
 
 
 def mask_value(value: str) -> str:
@@ -35,8 +40,7 @@ def mask_value(value: str) -> str:
     if "@" in value:
         return mask_email(value)
     size = len(value)
-    keep, stars = _MASKS[size] if size < 65 else (MAX_SHOWN_EACH_SIDE,
-                                                   MASK_CHAR * (size - 2 * MAX_SHOWN_EACH_SIDE))
+    keep, stars = _MASKS[size] if size < len(_MASKS) else _mask_parts(size)
     if keep == 0:
         return stars
     return value[:keep] + stars + value[-keep:]

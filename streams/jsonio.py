@@ -40,8 +40,6 @@ def loads(data: bytes | str) -> Any:
     return _without_lone_surrogates(json.loads(data))
 
 
-
-
 def _repaired(text: str) -> str:
     # The standard parser pairs valid surrogate escapes into one character: any left is lone.
     return _SURROGATE.sub("\ufffd", text)
@@ -52,10 +50,6 @@ def _without_lone_surrogates(value: Any) -> Any:
 
     Iterative: the standard parser already bounded the depth; this walk adds no recursion.
     """
-    if isinstance(value, str):
-        return _repaired(value)
-    if not isinstance(value, (dict, list)):
-        return value
     root = [value]
     stack: list[tuple[Any, Any]] = [(root, 0)]
     while stack:
@@ -74,7 +68,11 @@ def _without_lone_surrogates(value: Any) -> Any:
     return root[0]
 
 
-class _OrjsonJsonSerializer(JsonSerializer):
+class _Orjson:
+    """orjson for the Elasticsearch serializers below (``default`` comes from the base)."""
+
+    default: Any
+
     def json_dumps(self, data: Any) -> bytes:
         return orjson.dumps(data, default=self.default)
 
@@ -82,12 +80,12 @@ class _OrjsonJsonSerializer(JsonSerializer):
         return loads(data)
 
 
-class _OrjsonNdjsonSerializer(NdjsonSerializer):
-    def json_dumps(self, data: Any) -> bytes:
-        return orjson.dumps(data, default=self.default)
+class _OrjsonJsonSerializer(_Orjson, JsonSerializer):
+    pass
 
-    def json_loads(self, data: bytes) -> Any:
-        return loads(data)
+
+class _OrjsonNdjsonSerializer(_Orjson, NdjsonSerializer):
+    pass
 
 
 def es_serializers() -> dict[str, Any]:
