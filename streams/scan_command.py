@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -209,9 +210,33 @@ def _start_job_process() -> None:
     """Make a child leave at once and quietly on Ctrl-C.
 
     The signal reaches the whole process group; the parent reports the interruption and
-    removes the children's output files.
+    removes the children's output files. Children are forked with SIGINT blocked (see
+    ``_run_jobs``), so a Ctrl-C that lands before this handler exists waits until here
+    instead of raising KeyboardInterrupt, with a traceback, in the child's bootstrap.
     """
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _stop_pool(pool: ProcessPoolExecutor, finished: bool) -> None:
+    """Leave no child running, so none can write into the scratch folder once it is removed.
+
+    After an interruption (Ctrl-C, a closed stdout) the children may still be scanning:
+    they are terminated and joined before the parent goes on.
+    """
+    if finished:
+        pool.shutdown(wait=True)
+        return
+    # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14.
+    children = list((getattr(pool, "_processes", None) or {}).values())
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=5)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _scan_job(source: str, path: Path, fmt: str, reveal: bool, chunk_chars: int,
@@ -236,15 +261,24 @@ def _run_jobs(scanner: Scanner, entries: list[tuple[str, Path | None, str | None
     _JOB_SCANNER = scanner
     chunk_chars = args.chunk_mb * 1_000_000
     errors = 0
-    # Private (0700) and always removed: with --reveal the children's output is personal data.
-    workdir = tempfile.mkdtemp(prefix="roriwatch-scan-")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork"),
-                               initializer=_start_job_process)
+    workdir: str | None = None
+    pool: ProcessPoolExecutor | None = None
+    finished = False
     try:
-        futures = [None if problem or path is None else
-                   pool.submit(_scan_job, source, path, args.format, args.reveal, chunk_chars,
-                               workdir)
-                   for source, path, problem in entries]
+        # Private (0700) and always removed: with --reveal the children's output is personal
+        # data.
+        workdir = tempfile.mkdtemp(prefix="roriwatch-scan-")
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork"),
+                                   initializer=_start_job_process)
+        # The first submit forks the children; they unblock SIGINT in their initializer.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            futures = [None if problem or path is None else
+                       pool.submit(_scan_job, source, path, args.format, args.reveal,
+                                   chunk_chars, workdir)
+                       for source, path, problem in entries]
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         for (source, _path, problem), future in zip(entries, futures, strict=True):
             if future is None:
                 print(f"roriwatch: {source}: {problem}", file=err)
@@ -259,9 +293,12 @@ def _run_jobs(scanner: Scanner, entries: list[tuple[str, Path | None, str | None
             os.unlink(result.output_file)
             output.total += result.findings
             errors += 0 if result.readable else 1
+        finished = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if pool is not None:
+            _stop_pool(pool, finished)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     return errors
 
 
@@ -291,7 +328,12 @@ def run_scan(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     stdin_too = any(source == "-" and path is None and not problem
                     for source, path, problem in entries)
     if jobs > 1 and files > 1 and not stdin_too and "fork" in get_all_start_methods():
-        errors += _run_jobs(scanner, entries, args, output, out, err, min(jobs, files))
+        try:
+            errors += _run_jobs(scanner, entries, args, output, out, err, min(jobs, files))
+        except BrokenProcessPool:
+            print("roriwatch: a scan process ended unexpectedly (out of memory or killed); "
+                  "rerun with --jobs 1 to scan in one process", file=err)
+            return EXIT_ERROR
         entries = []
     for source, path, problem in entries:
         if problem:

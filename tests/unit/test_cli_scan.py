@@ -143,3 +143,43 @@ def test_ctrl_c_during_parallel_scan_stops_quietly_and_leaves_no_output_files(tm
     assert process.returncode == 130, err
     assert b"Traceback" not in err and b"interrupted" in err
     assert list(scratch.iterdir()) == []
+
+
+def test_a_killed_scan_process_is_a_clear_error_and_leaves_no_output_files(tmp_path):
+    """A child killed mid-scan (the OOM killer, an operator) ends the scan with exit 2 and the
+    fix, not a BrokenProcessPool traceback, and its siblings' output files are removed."""
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    line = "2026-11-24 api user=0912345678 req=4111111111111111 cccd 079203012345\n"
+    for i in range(8):
+        (folder / f"part-{i}.log").write_text(line * 120_000, encoding="utf-8")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "scan", str(folder), "-j", "2", "--reveal",
+         "--format", "jsonl"],
+        cwd=ROOT, env={**ENV, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, start_new_session=True)
+    children_file = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    try:
+        deadline = time.monotonic() + 30
+        children: list[int] = []
+        while not children and process.poll() is None:
+            assert time.monotonic() < deadline, "the parallel scan never started"
+            time.sleep(0.05)
+            children = [int(pid) for pid in children_file.read_text().split()]
+        if process.poll() is None:
+            os.kill(children[0], signal.SIGKILL)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode == 1 and b"Traceback" not in err:
+        pytest.skip("the scan finished before the child was killed")
+    assert process.returncode == 2, err
+    assert b"Traceback" not in err and b"--jobs 1" in err
+    assert list(scratch.iterdir()) == []
