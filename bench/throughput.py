@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from detectors import DocumentAccumulator, Fingerprinter, Scanner, load_rules
+from detectors import CORE_BUILD, DocumentAccumulator, Fingerprinter, Scanner, load_rules
 from detectors.corpus import LabelledDoc, app_log, chat, csv_dump, forum_post, json_lines, sql_dump
 from detectors.synthetic import Synth
 from streams.textsource import DecodeReport, decode_blocks, scan_chunks
@@ -113,7 +113,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.processor() or platform.machine()}, Python "
-          f"{platform.python_version()}, one process")
+          f"{platform.python_version()}, one process, detection core: {CORE_BUILD}")
     print("| corpus | MB | roriwatch MB/s | findings/MB | grep -E -o MB/s |")
     print("|---|---|---|---|---|")
     for index, (name, mix) in enumerate(SHAPES.items()):

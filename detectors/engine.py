@@ -480,13 +480,13 @@ class Scanner:
                 for owner, hit in column.items():
                     if owner not in context or context[owner].distance > hit.distance:
                         context[owner] = hit
-            hit = context.get(index)
-            if hit is None:
+            chosen = context.get(index)
+            if chosen is None:
                 if needs_context or pad_to:
                     continue
                 found.append(_Candidate(index, start, end, canonical, base_score, None))
             else:
-                found.append(_Candidate(index, start, end, canonical, context_score, hit))
+                found.append(_Candidate(index, start, end, canonical, context_score, chosen))
             accepted = True
         return accepted
 
@@ -543,7 +543,7 @@ class Scanner:
             current = best.get(key)
             if current is None or self._rank(cand) > self._rank(current):
                 best[key] = cand
-        findings = []
+        findings: list[Finding] = []
         append = findings.append
         previous = self.previous_fingerprinters
         fingerprint = self.fingerprinter.fingerprint

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from detectors import CORE_BUILD
 from streams.collectors.cli import add_collect_subcommand
 from streams.incidents.command import add_incidents_subcommand
 from streams.pipeline_commands import add_pipeline_subcommands
@@ -18,6 +19,26 @@ cards...) in paste sites, forums, chat exports and logs, without becoming a seco
 the leak: every output carries masked values and keyed fingerprints only."""
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked: package metadata costs ~40 ms to read."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the release, which build of the detection core runs "
+                              "(pure Python or mypyc-compiled) and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            release = version("roriwatch")
+        except PackageNotFoundError:  # a source tree that was never installed
+            release = "(source tree)"
+        print(f"roriwatch {release}, detection core: {CORE_BUILD}, "
+              f"Python {sys.version.split()[0]}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree; each subcommand registers itself from its own module."""
     parser = argparse.ArgumentParser(
@@ -25,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run 'roriwatch COMMAND --help' for the options of each command.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_scan_subcommand(subparsers)
     add_pipeline_subcommands(subparsers)

@@ -86,6 +86,14 @@ def test_help_explains():
     assert b"--reveal" in result.stdout
 
 
+def test_version_names_the_build_of_the_detection_core():
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "--version"],
+                            capture_output=True, cwd=ROOT, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"roriwatch ")
+    assert b"detection core: pure Python" in result.stdout  # the source tree is never compiled
+
+
 @pytest.mark.parametrize("fmt", ["table", "jsonl", "summary"])
 def test_parallel_jobs_print_exactly_what_one_process_prints(tmp_path, leak, fmt):
     """-j N scans files in child processes; output, messages and exit code stay the same."""
