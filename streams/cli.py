@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from detectors import CORE_BUILD
 from streams.collectors.cli import add_collect_subcommand
+from streams.gc_policy import apply_scan_gc_policy
 from streams.incidents.command import add_incidents_subcommand
 from streams.pipeline_commands import add_pipeline_subcommands
 from streams.scan_command import add_scan_subcommand
@@ -73,5 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def entry() -> int:
+    """The ``roriwatch`` program: ``main`` plus the scan GC policy.
+
+    The policy is process-wide, so it is not in ``main``, which tests call in-process.
+    """
+    apply_scan_gc_policy()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
