@@ -1,8 +1,11 @@
 """`roriwatch scan` as a user runs it: exit codes, formats, bad input, no raw values."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,13 +120,8 @@ def test_negative_jobs_is_a_usage_error(leak):
     assert result.returncode == 2 and b"--jobs" in result.stderr
 
 
-def test_ctrl_c_during_parallel_scan_stops_quietly_and_leaves_no_output_files(tmp_path):
-    """Ctrl-C signals the whole process group: no traceback from any child, exit 130, and the
-    children's output files (raw values with --reveal) are removed."""
-    import os
-    import signal
-    import time
-
+def _start_parallel_reveal_scan(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A -j 2 --reveal scan long enough to interrupt; its scratch folders go to the Path."""
     folder = tmp_path / "big"
     folder.mkdir()
     line = "2026-11-24 api user=0912345678 req=4111111111111111 cccd 079203012345\n"
@@ -136,16 +134,38 @@ def test_ctrl_c_during_parallel_scan_stops_quietly_and_leaves_no_output_files(tm
          "--format", "jsonl"],
         cwd=ROOT, env={**ENV, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, start_new_session=True)
+    return process, scratch
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in
+                Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:  # the scan already ended
+        return []
+
+
+def _interrupt(process: subprocess.Popen, ready, act) -> bytes:
+    """Wait (bounded) until ready(), act(), and return stderr; never leave the scan running."""
     try:
         deadline = time.monotonic() + 30
-        while not any(scratch.iterdir()) and process.poll() is None:
+        while not ready() and process.poll() is None:
             assert time.monotonic() < deadline, "the parallel scan never started"
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        if process.poll() is None:
+            act()
+        return process.communicate(timeout=60)[1]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_during_parallel_scan_stops_quietly_and_leaves_no_output_files(tmp_path):
+    """Ctrl-C signals the whole process group: no traceback from any child, exit 130, and the
+    children's output files (raw values with --reveal) are removed."""
+    process, scratch = _start_parallel_reveal_scan(tmp_path)
+    err = _interrupt(process, lambda: any(scratch.iterdir()),
+                     lambda: os.killpg(process.pid, signal.SIGINT))
     if process.returncode == 1:
         pytest.skip("the scan finished before the signal arrived")
     assert process.returncode == 130, err
@@ -156,36 +176,13 @@ def test_ctrl_c_during_parallel_scan_stops_quietly_and_leaves_no_output_files(tm
 def test_a_killed_scan_process_is_a_clear_error_and_leaves_no_output_files(tmp_path):
     """A child killed mid-scan (the OOM killer, an operator) ends the scan with exit 2 and the
     fix, not a BrokenProcessPool traceback, and its siblings' output files are removed."""
-    import os
-    import signal
-    import time
+    process, scratch = _start_parallel_reveal_scan(tmp_path)
 
-    folder = tmp_path / "big"
-    folder.mkdir()
-    line = "2026-11-24 api user=0912345678 req=4111111111111111 cccd 079203012345\n"
-    for i in range(8):
-        (folder / f"part-{i}.log").write_text(line * 120_000, encoding="utf-8")
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "scan", str(folder), "-j", "2", "--reveal",
-         "--format", "jsonl"],
-        cwd=ROOT, env={**ENV, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, start_new_session=True)
-    children_file = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    try:
-        deadline = time.monotonic() + 30
-        children: list[int] = []
-        while not children and process.poll() is None:
-            assert time.monotonic() < deadline, "the parallel scan never started"
-            time.sleep(0.05)
-            children = [int(pid) for pid in children_file.read_text().split()]
-        if process.poll() is None:
-            os.kill(children[0], signal.SIGKILL)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    def kill_one_child() -> None:
+        for child in _children(process.pid)[:1]:
+            os.kill(child, signal.SIGKILL)
+
+    err = _interrupt(process, lambda: bool(_children(process.pid)), kill_one_child)
     if process.returncode == 1 and b"Traceback" not in err:
         pytest.skip("the scan finished before the child was killed")
     assert process.returncode == 2, err
