@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,16 @@ BLANK_LINE = re.compile(r"\n[^\S\n]*(?:\n|\Z)")
 HEADER_MAX_CHARS = 4000
 # Uppercase letter(s) + digits: passports (C1234567) and health-insurance cards.
 TOKEN_CANDIDATE = re.compile(r"[A-Z](?<![\w@.\-/][A-Z])[A-Z]?[0-9]{7,13}(?![\w@])")
+# Every TOKEN_CANDIDATE match holds an uppercase letter followed by 7 digits, at its start or
+# one character in. Found with bytes.find on a one-byte "shape" of the text (letters "A",
+# digits "9"), the regex then runs only there: the class-first scan tried every capital
+# letter of a log ("INFO", "T", "Z"), ~9 ms per MB against ~2 here.
+_TOKEN_SEED = b"A9999999"
+_TOKEN_SHAPE = bytes(65 if 65 <= i <= 90 else 57 if 48 <= i <= 57 else 46 for i in range(256))
+# Characters a NUMBER_RUN match can hold: no match spans a character outside them.
+_RUN_CHARS = "0123456789 .-()+"
+# Areas covering more than this share of a text are scanned in one NUMBER_RUN pass instead.
+PRESCREEN_MAX_AREA_SHARE = 0.5
 EMAIL_LOCAL_CHARS = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
                      "._%+-")
 EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}(?![\w\-])")
@@ -96,6 +106,114 @@ def _stands_alone(norm: str, begin: int, finish: int) -> bool:
     after = norm[finish:finish + 2]
     return not (after and (after[0].isalnum() or after[0] in "_@" or (
         after[0] in ".-" and after[1:].isdigit())))
+
+
+def _digit_counts(counts: list[int]) -> str:
+    """A regex for exactly one of ``counts`` digits, consecutive counts as one possessive range."""
+    ranges: list[tuple[int, int]] = []
+    for count in sorted(set(counts)):
+        if ranges and count == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], count)
+        else:
+            ranges.append((count, count))
+    parts = [f"[0-9]{{{low}}}" if low == high else f"[0-9]{{{low},{high}}}+"
+             for low, high in ranges]
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def screened_run_pattern(screens: dict[int, tuple[str, ...]]) -> re.Pattern[str]:
+    """NUMBER_RUN narrowed to the runs that need Python whatever the keywords say.
+
+    A match of NUMBER_RUN that also has a separator (or starts with "+" or "("), or is a bare
+    digit run whose length and leading digits pass a screen (``Scanner._compile_screens``).
+    The condition is a lookahead placed after NUMBER_RUN's first character, so every match
+    is a NUMBER_RUN match at the same place, and the ones dropped are exactly the bare runs
+    failing every screen. The first character is inside the run, so a screen's first digit
+    is checked with a lookbehind and the rest counted from there.
+    """
+    lengths_by_prefix: dict[str, list[int]] = {}
+    for length, prefixes in screens.items():
+        for prefix in prefixes:
+            lengths_by_prefix.setdefault(prefix, []).append(length)
+    branches = []
+    for prefix, lengths in sorted(lengths_by_prefix.items()):
+        first = re.escape(prefix[0]) if prefix else "[0-9]"
+        rest = re.escape(prefix[1:])
+        # A prefix longer than a length: no run of that length starts with it.
+        counts = [length - max(1, len(prefix)) for length in lengths if length >= len(prefix)]
+        if not counts:
+            continue
+        branches.append(f"(?<={first}){rest}{_digit_counts(counts)}(?![0-9])")
+    screen = "|".join(branches) or "(?!)"
+    head, body = NUMBER_RUN.pattern.split(r"[0-9 .\-()+]{6,}[0-9]")
+    first, lookbehind, rest = head.partition(r"(?<![\w@.+/\-].)")
+    assert not body and lookbehind, "NUMBER_RUN must start and end as this function expects"
+    # Too short to be a match: said first, so short runs skip the date, IPv4 and screen tests.
+    long_enough = r"(?=[0-9 .\-()+]{7})"
+    return re.compile(first + lookbehind + long_enough + rest
+                      + r"(?=(?<=[+(])|[0-9]*+[ .\-()+]++[0-9]|" + screen + ")"
+                      + r"[0-9 .\-()+]{6,}[0-9]")
+
+
+def off_screen_runs(norm: str, areas: Sequence[tuple[int, int]],
+                    screens: dict[int, tuple[str, ...]], lengths: frozenset[int]
+                    ) -> Iterator[tuple[int, int, str]]:
+    """The bare runs of a full NUMBER_RUN scan that pass no screen and start in an area.
+
+    Yields (start, end, digits) in order, for runs of one of ``lengths`` that stand alone;
+    ``areas`` are sorted, disjoint, inclusive (low, high) ranges of starts.
+
+    Each area is scanned from the start of the run of NUMBER_RUN characters around its low
+    end (or from where the last area's scan stopped), so a scan started inside a longer run
+    cannot mistake the run's tail for a run of its own.
+    """
+    resume = 0  # where the last area's scan stopped: a match boundary of the full scan
+    for low, high in areas:
+        for run in NUMBER_RUN.finditer(norm, _run_start(norm, low, resume)):
+            begin, finish = run.span()
+            if begin > high:
+                break
+            resume = finish
+            if begin < low:
+                continue
+            token = run.group()
+            if (token.isdigit() and finish - begin in lengths
+                    and not token.startswith(screens.get(finish - begin, (".",)))
+                    and _stands_alone(norm, begin, finish)):
+                yield begin, finish, token
+
+
+def token_candidates(norm: str) -> Iterator[re.Match[str]]:
+    """The matches of ``TOKEN_CANDIDATE.finditer(norm)``, looked for only at their seeds.
+
+    A match starts at the capital of a seed (a capital and seven digits) or at the capital
+    before it; if that capital is there and the match fails, the lookbehind fails at the
+    seed too. Each code point is one byte of the shape, so offsets agree.
+    """
+    shape = norm.encode("ascii", "replace").translate(_TOKEN_SHAPE)
+    at = shape.find(_TOKEN_SEED)
+    while at >= 0:
+        match = TOKEN_CANDIDATE.match(norm, at - 1 if at and shape[at - 1] == 65 else at)
+        if match is not None:
+            yield match
+            at = shape.find(_TOKEN_SEED, match.end())
+        else:
+            at = shape.find(_TOKEN_SEED, at + len(_TOKEN_SEED))
+
+
+def _run_start(norm: str, position: int, floor: int) -> int:
+    """Where the run of NUMBER_RUN characters holding ``position`` begins (not below ``floor``).
+
+    NUMBER_RUN.finditer started there finds exactly the matches a scan of the whole text
+    finds from there on: no match spans a character outside the run characters.
+    """
+    while position > floor:
+        window = norm[max(floor, position - 64):position]
+        kept = len(window.rstrip(_RUN_CHARS))
+        if kept:
+            return position - len(window) + kept
+        position -= len(window)
+    return floor
 
 
 @dataclass(slots=True)
@@ -152,6 +270,7 @@ class Scanner:
         self.screening = screening
         self._screens, self._zone_owners, self._gated_pairs = self._compile_screens(
             rules, min_confidence)
+        self._screened_run = screened_run_pattern(self._screens)
         self._area_lows: list[int] | None = None
         self._areas: list[tuple[int, int]] = []
         self._number_plans = self._compile_plans(self._number_rules)
@@ -242,13 +361,14 @@ class Scanner:
         self._area_lows = None
         if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
             self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
-        if self.screening:
-            self._screened_numbers(norm, columns, found)
-        else:
+        if not self.screening:
             self._all_numbers(norm, columns, found)
+        elif self._index is not None and self._areas_are_sparse(norm):
+            self._prescreened_numbers(norm, columns, found)
+        else:
+            self._screened_numbers(norm, columns, found)
         if self._token_rules:
-            for match in TOKEN_CANDIDATE.finditer(norm):
-                self._token(norm, match.group(), match.start(), columns, found)
+            self._tokens(norm, columns, found)
         if self._email_rules and "@" in norm:
             self._emails(norm, found)
         if self._watch is not None:
@@ -302,6 +422,49 @@ class Scanner:
                 continue  # no screen passed, and no gated rule can have context here
             if _stands_alone(norm, begin, finish):
                 self._number(norm, token, begin, columns, found)
+
+    def _areas_are_sparse(self, norm: str) -> bool:
+        """Whether the gated areas leave most of the text out (computes them, once per text).
+
+        Only then does a second pass over the areas cost less than the Python steps it saves.
+        """
+        if self._area_lows is None:
+            self._areas = self._gated_areas(norm, self._columns)
+            self._area_lows = [low for low, _ in self._areas]
+        covered = sum(high - low for low, high in self._areas)
+        return covered <= PRESCREEN_MAX_AREA_SHARE * len(norm)
+
+    def _prescreened_numbers(self, norm: str, columns: ColumnContext,
+                             found: list[_Candidate]) -> None:
+        """``_screened_numbers`` with the screens applied in C, for texts indexed up front.
+
+        With every gated area known before the first run, a bare run that fails every
+        screen matters only inside an area. One pass of ``screened_run_pattern`` yields the
+        runs with separators and the bare runs passing a screen; NUMBER_RUN runs again only
+        over the areas, for the rest. Both are merged by position, so the runs and their
+        order are those of ``_screened_numbers``, while Python sees ~6,000 runs per MB of
+        logs instead of ~21,000.
+        """
+        in_areas = off_screen_runs(norm, self._areas, self._screens, self._active_lengths)
+        pending = next(in_areas, None)
+        active = self._active_lengths
+        for run in self._screened_run.finditer(norm):
+            begin, finish = run.span()
+            while pending is not None and pending[0] < begin:
+                self._number(norm, pending[2], pending[0], columns, found)
+                pending = next(in_areas, None)
+            token = run.group()
+            if not token.isdigit():
+                self._separated_run(norm, token, begin, finish, columns, found)
+            elif finish - begin in active and _stands_alone(norm, begin, finish):
+                self._number(norm, token, begin, columns, found)
+        while pending is not None:
+            self._number(norm, pending[2], pending[0], columns, found)
+            pending = next(in_areas, None)
+
+    def _tokens(self, norm: str, columns: ColumnContext, found: list[_Candidate]) -> None:
+        for match in token_candidates(norm):
+            self._token(norm, match.group(), match.start(), columns, found)
 
     def _gated_possible(self, norm: str, start: int) -> bool:
         """Whether a context-gated rule can have context for a candidate at ``start``.

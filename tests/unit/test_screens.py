@@ -9,7 +9,7 @@ screen to its validator.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from detectors import Fingerprinter, Scanner, engine, load_rules
@@ -165,3 +165,80 @@ def test_a_bad_screen_names_the_rule_and_the_field(screen):
             "lengths": [10], "screen": screen}
     with pytest.raises(RuleError, match=r"rule 'my_numbers'.*field 'screen'"):
         parse_rule(rule, "my.yaml")
+
+
+# -- the screens and token seeds applied in C -----------------------------------------------
+
+_RUN_TEXT = st.lists(st.one_of(
+    st.text("0123456789", min_size=1, max_size=20),
+    st.sampled_from([" ", ".", "-", "(", ")", "+", "+84 ", "(028) ", "0084", "9704", "=", ":",
+                     "/", "@", "_", "x", "A", "Đ", "\n", "2024-01-02", "10.0.0.1", "  "]),
+), max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_RUN_TEXT, screens=st.dictionaries(
+    st.integers(1, 24), st.lists(st.text("0123456789", max_size=5), max_size=4).map(tuple),
+    max_size=6))
+def test_the_screened_run_pattern_keeps_exactly_the_runs_python_must_see(text, screens):
+    """Separated runs, and bare runs passing a screen; the bare runs failing every screen go."""
+    expected = [run.span() for run in engine.NUMBER_RUN.finditer(text)
+                if not run.group().isdigit()
+                or run.group().startswith(screens.get(len(run.group()), (".",)))]
+    got = [run.span() for run in engine.screened_run_pattern(screens).finditer(text)]
+    assert got == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(
+    st.text("0123456789", min_size=1, max_size=15),
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=3),
+    st.sampled_from(["@", ".", "-", "/", "_", " ", "x", "É", "Ⅻ", "\U0001d400", "\ud800", "\n"]),
+), max_size=30).map("".join))
+def test_token_seeds_find_every_token_candidate(text):
+    expected = [m.span() for m in engine.TOKEN_CANDIDATE.finditer(text)]
+    assert [m.span() for m in engine.token_candidates(text)] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=60).map("".join))
+def test_the_prescreened_path_equals_the_reference(text):
+    """Screens in C plus a second pass over the gated areas: forced on for every text."""
+    text = fold(text).encode("ascii", "ignore").decode()
+    expected = findings(REFERENCE, text)
+    eager, share = engine.EAGER_INDEX_CHARS, engine.PRESCREEN_MAX_AREA_SHARE
+    engine.EAGER_INDEX_CHARS, engine.PRESCREEN_MAX_AREA_SHARE = 0, float("inf")
+    try:
+        assert findings(FAST, text) == expected
+    finally:
+        engine.EAGER_INDEX_CHARS, engine.PRESCREEN_MAX_AREA_SHARE = eager, share
+
+
+def test_the_prescreened_path_is_taken_on_large_logs(monkeypatch):
+    """Logs hold mostly bare ids no rule screens in; the C screen must be the path they take."""
+    synth = Synth(13)
+    text = "".join(app_log(synth, lines=400).text for _ in range(20))
+    assert len(text) >= engine.EAGER_INDEX_CHARS and text.isascii()
+    taken = []
+    monkeypatch.setattr(Scanner, "_screened_numbers",
+                        lambda self, *args: taken.append("python screen"))
+    Scanner(RULES, KEY).scan(text)
+    assert taken == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_RUN_TEXT, cuts=st.lists(st.integers(0, 80), max_size=8))
+@example(text="1 2345678901 x", cuts=[2, 5])  # an area starting on the tail of "1 2345678901"
+@example(text="x 1 2 3 4 5 6 7 8 9 0 x 0912345678", cuts=[4, 30])
+def test_off_screen_runs_in_areas_are_those_of_a_full_scan(text, cuts):
+    """An area may begin inside a longer run; its tail must not pass for a run of its own."""
+    bounds = sorted({min(cut, len(text)) for cut in cuts})
+    areas = list(zip(bounds[::2], bounds[1::2], strict=False))
+    screens, lengths = FAST._screens, frozenset(range(8, 25))
+    expected = [
+        (run.start(), run.end(), run.group()) for run in engine.NUMBER_RUN.finditer(text)
+        if run.group().isdigit() and len(run.group()) in lengths
+        and not run.group().startswith(screens.get(len(run.group()), (".",)))
+        and engine._stands_alone(text, run.start(), run.end())
+        and any(low <= run.start() <= high for low, high in areas)]
+    assert list(engine.off_screen_runs(text, areas, screens, lengths)) == expected
