@@ -18,8 +18,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick
 
@@ -216,8 +215,9 @@ def _run_start(norm: str, position: int, floor: int) -> int:
     return floor
 
 
-@dataclass(slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
+    """A value one rule accepted, before overlaps are resolved (named tuple: cheap to build)."""
+
     rule_index: int
     start: int
     end: int
@@ -711,7 +711,8 @@ class Scanner:
         previous = self.previous_fingerprinters
         fingerprint = self.fingerprinter.fingerprint
         key_id = self.fingerprinter.key_id
-        original_span = view.original_span
+        # Text that needed no normalising (nearly all) keeps its offsets: skip the call.
+        original_span = None if view.starts is None and view.runs is None else view.original_span
         rules = self._finish_rules
         min_confidence = self.min_confidence
         for _key, cand in sorted(best.items()):  # (start, end) order, compared in C
@@ -719,7 +720,8 @@ class Scanner:
             if confidence < min_confidence:
                 continue
             detector, severity, is_keyword = rules[cand.rule_index]
-            start, end = original_span(cand.start, cand.end)
+            start, end = (cand.start, cand.end) if original_span is None else original_span(
+                cand.start, cand.end)
             canonical = cand.canonical
             context = cand.context
             append(Finding(
