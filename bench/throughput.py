@@ -2,7 +2,8 @@
 
 usage: python bench/throughput.py [--mb 100] [--out bench/out]
 
-Writes the corpora once under --out, then times the scanner in this process (one core) and
+Writes the corpora once under --out, then times the scanner in this process (one core, with
+the GC policy every roriwatch process sets: streams/gc_policy.py) and
 `grep -E -c` with an equivalent pattern set (no validation, no context) over the same files.
 Throughput depends on how dense a text is in candidates: Python work per candidate dominates
 (../shared/reference/stack-notes.md), so the shapes are reported separately.
@@ -23,6 +24,7 @@ from pathlib import Path
 from detectors import CORE_BUILD, DocumentAccumulator, Fingerprinter, Scanner, load_rules
 from detectors.corpus import LabelledDoc, app_log, chat, csv_dump, forum_post, json_lines, sql_dump
 from detectors.synthetic import Synth
+from streams.gc_policy import apply_scan_gc_policy
 from streams.textsource import DecodeReport, decode_blocks, scan_chunks
 
 GREP_PATTERN = (
@@ -110,6 +112,7 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=100, help="size of each corpus in MB")
     parser.add_argument("--out", default="bench/out", help="where the corpora are written")
     args = parser.parse_args()
+    apply_scan_gc_policy()  # as every roriwatch process does (streams.cli:entry)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.processor() or platform.machine()}, Python "

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectors.distinct import DistinctCounter
 from detectors.findings import Finding
 
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -44,6 +45,9 @@ class DocumentSummary:
     # key id -> fingerprints under that retired key, for watch-list matching during a key
     # rotation only; alerts carry the current key's fingerprints (see to_dict).
     previous_fingerprints: dict[str, list[str]] = field(default_factory=dict)
+    # True when the document held so many distinct values (over 100,000 for one detector)
+    # that distinct counts are ~1 % estimates: see detectors.distinct.
+    distinct_estimated: bool = False
 
     @property
     def severity_rank(self) -> int:
@@ -73,7 +77,7 @@ class DocumentAccumulator:
         self._fingerprints: dict[str, None] = {}
         self._previous: dict[str, dict[str, None]] = {}
         self._max_fingerprints = max_fingerprints
-        self._distinct: dict[str, set[str]] = {}
+        self._distinct: dict[str, DistinctCounter] = {}  # bounded: see detectors.distinct
         self._records = 0
         self._identity_kits = 0
         self._qr_payloads = 0
@@ -90,7 +94,10 @@ class DocumentAccumulator:
         for finding in findings:
             self._total += 1
             self._counts[finding.detector] += 1
-            self._distinct.setdefault(finding.detector, set()).add(finding.fingerprint)
+            distinct = self._distinct.get(finding.detector)
+            if distinct is None:
+                distinct = self._distinct[finding.detector] = DistinctCounter()
+            distinct.add(finding.fingerprint)
             if len(self._fingerprints) < self._max_fingerprints:
                 self._fingerprints[finding.fingerprint] = None
             for key_id, fingerprint in finding.previous_fingerprints:
@@ -129,6 +136,11 @@ class DocumentAccumulator:
         if "|" in text:
             self._qr_payloads += sum(1 for _ in ID_CARD_QR.finditer(text))
 
+    @property
+    def distinct_estimated(self) -> bool:
+        """Whether distinct counts are estimates (past ``detectors.distinct.EXACT_LIMIT``)."""
+        return any(counter.estimated for counter in self._distinct.values())
+
     def summary(self) -> DocumentSummary:
         """Severity and reasons from everything added so far."""
         counts = dict(sorted(self._counts.items()))
@@ -147,9 +159,11 @@ class DocumentAccumulator:
         high = []
         if self._identity_kits:
             high.append(f"{self._identity_kits} identity kit(s): ID number with a birth date")
-        volume = sum(len(self._distinct.get(d, ())) for d in BULK_IDENTIFIERS)
+        volume = sum(self._distinct[d].count() for d in BULK_IDENTIFIERS if d in self._distinct)
         if volume >= TRADING_VOLUME:
-            high.append(f"{volume} distinct IDs/phones/e-mails in one document (trading volume)")
+            about = "about " if self.distinct_estimated else ""
+            high.append(f"{about}{volume} distinct IDs/phones/e-mails in one document "
+                        "(trading volume)")
         if counts.get("vn_bank_account"):
             high.append(f"{counts['vn_bank_account']} bank account number(s)")
         if 0 < self._records < BULK_RECORDS:
@@ -165,10 +179,11 @@ class DocumentAccumulator:
             severity = "low"
             reasons = ["structurally valid numbers without context"] if self._total else []
         samples = [s for detector in sorted(self._samples) for s in self._samples[detector]]
+        counters = list(self._distinct.values())
         return DocumentSummary(
             counts=counts,
-            distinct_fingerprints=len(set().union(*self._distinct.values())) if self._distinct
-            else 0,
+            distinct_fingerprints=counters[0].merged_count(counters[1:]) if counters else 0,
+            distinct_estimated=self.distinct_estimated,
             fingerprints=list(self._fingerprints),
             estimated_records=self._records,
             severity=severity,

@@ -147,6 +147,7 @@ class _Output:
             return
         counts = ", ".join(f"{d}={n}" for d, n in summary.counts.items())
         self.out.write(f"{source}: {summary.severity.upper()} — {counts}; "
+                       f"{'about ' if summary.distinct_estimated else ''}"
                        f"{summary.distinct_fingerprints} distinct, "
                        f"~{summary.estimated_records} records\n")
         for reason in summary.reasons:
