@@ -159,6 +159,11 @@ class KeywordIndex:
         """(start, end, keyword, rule indexes) in text order."""
         return self._hits
 
+    def ends_at(self, position: int) -> bool:
+        """Whether a keyword hit ends exactly at ``position`` (distance 0 to a value there)."""
+        at = bisect.bisect_left(self._ends, position)
+        return at < len(self._ends) and self._ends[at] == position
+
     def around(self, text: str, start: int, end: int) -> dict[int, ContextHit]:
         """Same answer as ``KeywordContext.around`` for the same text and span."""
         result: dict[int, ContextHit] = {}

@@ -615,8 +615,7 @@ class Scanner:
                   plans: tuple[_Plan, ...], columns: ColumnContext,
                   found: list[_Candidate]) -> bool:
         end = start + len(token)
-        context: dict[int, ContextHit] | None = None
-        accepted = False
+        accepted: list[tuple[int, bool, int, str, float, float]] = []
         gated_here: bool | None = None
         no_context = self._no_context_anywhere
         for (index, needs_context, gated, pad_to, canonicalise, validate, patterns,
@@ -637,12 +636,12 @@ class Scanner:
                     break
             else:
                 continue
-            if context is None:
-                column = columns.at(start)
-                context = self._keyword_context(norm, start, end)
-                for owner, hit in column.items():
-                    if owner not in context or context[owner].distance > hit.distance:
-                        context[owner] = hit
+            accepted.append((index, needs_context, pad_to, canonical, context_score, base_score))
+        if not accepted:
+            return False
+        context = self._context(norm, start, end, columns, accepted)
+        appended = False
+        for index, needs_context, pad_to, canonical, context_score, base_score in accepted:
             chosen = context.get(index)
             if chosen is None:
                 if needs_context or pad_to:
@@ -650,8 +649,30 @@ class Scanner:
                 found.append(_Candidate(index, start, end, canonical, base_score, None))
             else:
                 found.append(_Candidate(index, start, end, canonical, context_score, chosen))
-            accepted = True
-        return accepted
+            appended = True
+        return appended
+
+    def _context(self, norm: str, start: int, end: int, columns: ColumnContext,
+                 accepted: list[tuple[int, bool, int, str, float, float]]
+                 ) -> dict[int, ContextHit]:
+        """Context per rule for a value some rules accepted: its column's, then keywords'.
+
+        A column gives its rules distance 0, and only a candidate with context at distance
+        0 can then win the value (``_rank``). A keyword reaches distance 0 only by ending
+        exactly where the value starts, so when an accepted rule has the column's context
+        and the index shows no keyword ending there, the keyword look-up cannot change the
+        finding and is skipped: most values of a dump with a header.
+        """
+        column = columns.at(start)
+        index = self._index
+        if (column and index is not None and not index.ends_at(start)
+                and any(plan[0] in column for plan in accepted)):
+            return column
+        context = self._keyword_context(norm, start, end)
+        for owner, hit in column.items():
+            if owner not in context or context[owner].distance > hit.distance:
+                context[owner] = hit
+        return context
 
     def _keyword_context(self, norm: str, start: int, end: int) -> dict[int, ContextHit]:
         if self._index is not None:
