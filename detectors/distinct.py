@@ -63,6 +63,17 @@ class DistinctCounter:
         if rank > registers[bits >> _REST_BITS]:
             registers[bits >> _REST_BITS] = rank
 
+    def update(self, values: list[str]) -> None:
+        """``add`` each of ``values``; the same count, in bulk."""
+        exact = self._exact
+        if exact is not None:
+            exact.update(values)
+            if len(exact) > self._exact_limit:
+                self._to_sketch(exact)
+            return
+        for value in values:
+            self.add(value)
+
     def count(self) -> int:
         """The number of distinct values added."""
         if self._exact is not None:

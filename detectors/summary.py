@@ -87,29 +87,27 @@ class DocumentAccumulator:
         self._total = 0
 
     def add(self, text: str, findings: Iterable[Finding], offset: int = 0) -> None:
-        """Fold in one chunk: ``findings`` have offsets relative to ``text`` plus ``offset``."""
+        """Fold in one chunk: ``findings`` have offsets relative to ``text`` plus ``offset``.
+
+        One light pass per finding (grouping by detector, and lines, which need the order),
+        then the counts, distinct values, samples and fingerprints per detector in bulk:
+        dumps bring ~40,000 findings per MB.
+        """
+        if not isinstance(findings, list):
+            findings = list(findings)
+        by_detector: dict[str, list[Finding]] = {}
         by_line: dict[int, set[str]] = {}
         line_of: dict[int, tuple[int, int]] = {}
         seen_to, line_start, line_end = 0, 0, -1
+        line_detectors: set[str] = set()
         for finding in findings:
-            self._total += 1
-            self._counts[finding.detector] += 1
-            distinct = self._distinct.get(finding.detector)
-            if distinct is None:
-                distinct = self._distinct[finding.detector] = DistinctCounter()
-            distinct.add(finding.fingerprint)
-            if len(self._fingerprints) < self._max_fingerprints:
-                self._fingerprints[finding.fingerprint] = None
-            for key_id, fingerprint in finding.previous_fingerprints:
-                under_key = self._previous.setdefault(key_id, {})
-                if len(under_key) < self._max_fingerprints:
-                    under_key[fingerprint] = None
-            if finding.confidence >= CONTEXT_CONFIDENCE:
-                self._contextual[finding.detector] += 1
-            samples = self._samples.setdefault(finding.detector, [])
-            if len(samples) < MAX_SAMPLES_PER_DETECTOR:
-                samples.append({"detector": finding.detector, "masked": finding.masked,
-                                "confidence": finding.confidence})
+            detector = finding.detector
+            group = by_detector.get(detector)
+            if group is None:
+                group = by_detector[detector] = []
+            group.append(finding)
+            if finding.previous_fingerprints:
+                self._add_previous(finding.previous_fingerprints)
             local = finding.start - offset
             if local > line_end or local < seen_to:  # findings arrive in order: one pass
                 newline = text.rfind("\n", seen_to if local >= seen_to else 0, local)
@@ -117,13 +115,21 @@ class DocumentAccumulator:
                                                                 else 0)
                 line_end = text.find("\n", local)
                 line_end = len(text) if line_end < 0 else line_end
+                known = by_line.get(line_start)
+                if known is None:
+                    known = by_line[line_start] = set()
+                line_detectors = known
+                line_of[line_start] = (line_start, line_end)
             seen_to = local
-            by_line.setdefault(line_start, set()).add(finding.detector)
-            line_of[line_start] = (line_start, line_end)
-            if finding.detector == "vn_bank_account" and any(
-                word in finding.context for word in HOLDER_WORDS
-            ):
-                self._held_accounts += 1
+            line_detectors.add(detector)
+        for detector, group in by_detector.items():
+            self._add_detector_group(detector, group)
+        fingerprints = self._fingerprints
+        if len(fingerprints) < self._max_fingerprints:  # the first ones, in document order
+            for finding in findings:
+                fingerprints[finding.fingerprint] = None
+                if len(fingerprints) >= self._max_fingerprints:
+                    break
         for line_start, detectors in by_line.items():
             if len(detectors) >= 2:
                 self._records += 1
@@ -135,6 +141,31 @@ class DocumentAccumulator:
                     self._identity_kits += 1
         if "|" in text:
             self._qr_payloads += sum(1 for _ in ID_CARD_QR.finditer(text))
+
+    def _add_previous(self, previous: tuple[tuple[str, str], ...]) -> None:
+        for key_id, fingerprint in previous:
+            under_key = self._previous.setdefault(key_id, {})
+            if len(under_key) < self._max_fingerprints:
+                under_key[fingerprint] = None
+
+    def _add_detector_group(self, detector: str, group: list[Finding]) -> None:
+        """Counts, distinct values, samples and held accounts for one detector's findings."""
+        self._total += len(group)
+        self._counts[detector] += len(group)
+        distinct = self._distinct.get(detector)
+        if distinct is None:
+            distinct = self._distinct[detector] = DistinctCounter()
+        distinct.update([finding.fingerprint for finding in group])
+        contextual = sum(1 for finding in group if finding.confidence >= CONTEXT_CONFIDENCE)
+        if contextual:
+            self._contextual[detector] += contextual
+        samples = self._samples.setdefault(detector, [])
+        for finding in group[:MAX_SAMPLES_PER_DETECTOR - len(samples)]:
+            samples.append({"detector": detector, "masked": finding.masked,
+                            "confidence": finding.confidence})
+        if detector == "vn_bank_account":
+            self._held_accounts += sum(
+                1 for finding in group if any(word in finding.context for word in HOLDER_WORDS))
 
     @property
     def distinct_estimated(self) -> bool:
