@@ -39,13 +39,19 @@ from detectors.validators import CANONICALISERS, VALIDATORS, Verdict
 # First pass: maximal runs of digits and separators. Its pattern starts with a character
 # class, so the regex engine skips everything else in a tight C loop, and each run is
 # consumed in one match instead of being retried at every digit.
-NUMBER_RUN = re.compile(
-    r"[0-9+(]"
-    r"(?<![\w@.+/\-].)"  # width 2, after the first character: keeps the class-first skip
-    r"(?![0-9]{3}-[0-9]{2}-[0-9]{2}(?![0-9])"  # ISO dates
-    r"|[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]))"  # IPv4
-    r"[0-9 .\-()+]{6,}[0-9]"
-)
+_RUN_START = (r"[0-9+(]"
+              r"(?<![\w@.+/\-].)")  # width 2, after the first character: keeps the class skip
+_RUN_LONG_ENOUGH = r"(?=[0-9 .\-()+]{7})"  # first, so short runs skip the tests after it
+_RUN_NOT_DATE_OR_IP = (r"(?![0-9]{3}-[0-9]{2}-[0-9]{2}(?![0-9])"  # ISO dates
+                       r"|[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]))")  # IPv4
+# Digit groups joined by "." or "-" and glued to a word ("15.990.000đ", "1.234-5678ab"): no
+# NUMBER_CANDIDATE fits inside (it can only start at the run's start, and every end inside
+# is followed by a digit or ".5"/"-5", the last by the word), so the run is not worth the
+# Python steps. Prices are most of the runs in Vietnamese forum text.
+_RUN_NOT_GLUED = r"(?![0-9]++(?:[.\-][0-9]++)++[\w@])"
+_RUN_BODY = r"[0-9 .\-()+]{6,}[0-9]"
+NUMBER_RUN = re.compile(_RUN_START + _RUN_LONG_ENOUGH + _RUN_NOT_DATE_OR_IP + _RUN_NOT_GLUED
+                        + _RUN_BODY)
 # Second pass, inside a run: digit sequences with single separators, never glued to a word,
 # a decimal or a path, and not shaped like an IPv4 address or a date.
 NUMBER_CANDIDATE = re.compile(
@@ -123,12 +129,12 @@ def _digit_counts(counts: list[int]) -> str:
 def screened_run_pattern(screens: dict[int, tuple[str, ...]]) -> re.Pattern[str]:
     """NUMBER_RUN narrowed to the runs that need Python whatever the keywords say.
 
-    A match of NUMBER_RUN that also has a separator (or starts with "+" or "("), or is a bare
-    digit run whose length and leading digits pass a screen (``Scanner._compile_screens``).
-    The condition is a lookahead placed after NUMBER_RUN's first character, so every match
-    is a NUMBER_RUN match at the same place, and the ones dropped are exactly the bare runs
-    failing every screen. The first character is inside the run, so a screen's first digit
-    is checked with a lookbehind and the rest counted from there.
+    A match of NUMBER_RUN (less its glued-run test) that also has a separator (or starts
+    with "+" or "("), or is a bare digit run whose length and leading digits pass a screen
+    (``Scanner._compile_screens``). The condition is a lookahead placed after the first
+    character, so every match is a run match at the same place, and the ones dropped are
+    exactly the bare runs failing every screen. The first character is inside the run, so
+    a screen's first digit is checked with a lookbehind and the rest counted from there.
     """
     lengths_by_prefix: dict[str, list[int]] = {}
     for length, prefixes in screens.items():
@@ -144,14 +150,11 @@ def screened_run_pattern(screens: dict[int, tuple[str, ...]]) -> re.Pattern[str]
             continue
         branches.append(f"(?<={first}){rest}{_digit_counts(counts)}(?![0-9])")
     screen = "|".join(branches) or "(?!)"
-    head, body = NUMBER_RUN.pattern.split(r"[0-9 .\-()+]{6,}[0-9]")
-    first, lookbehind, rest = head.partition(r"(?<![\w@.+/\-].)")
-    assert not body and lookbehind, "NUMBER_RUN must start and end as this function expects"
-    # Too short to be a match: said first, so short runs skip the date, IPv4 and screen tests.
-    long_enough = r"(?=[0-9 .\-()+]{7})"
-    return re.compile(first + lookbehind + long_enough + rest
-                      + r"(?=(?<=[+(])|[0-9]*+[ .\-()+]++[0-9]|" + screen + ")"
-                      + r"[0-9 .\-()+]{6,}[0-9]")
+    # Without _RUN_NOT_GLUED: on the texts this serves (large, ASCII: logs) glued runs are
+    # rare, and the test costs more there than the few runs it drops (which hold no
+    # candidate either way).
+    return re.compile(_RUN_START + _RUN_LONG_ENOUGH + _RUN_NOT_DATE_OR_IP
+                      + r"(?=(?<=[+(])|[0-9]*+[ .\-()+]++[0-9]|" + screen + ")" + _RUN_BODY)
 
 
 def off_screen_runs(norm: str, areas: Sequence[tuple[int, int]],

@@ -8,6 +8,8 @@ screen to its validator.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -182,7 +184,8 @@ _RUN_TEXT = st.lists(st.one_of(
     max_size=6))
 def test_the_screened_run_pattern_keeps_exactly_the_runs_python_must_see(text, screens):
     """Separated runs, and bare runs passing a screen; the bare runs failing every screen go."""
-    expected = [run.span() for run in engine.NUMBER_RUN.finditer(text)
+    runs = re.compile(engine.NUMBER_RUN.pattern.replace(engine._RUN_NOT_GLUED, ""))
+    expected = [run.span() for run in runs.finditer(text)
                 if not run.group().isdigit()
                 or run.group().startswith(screens.get(len(run.group()), (".",)))]
     got = [run.span() for run in engine.screened_run_pattern(screens).finditer(text)]
@@ -242,3 +245,23 @@ def test_off_screen_runs_in_areas_are_those_of_a_full_scan(text, cuts):
         and engine._stands_alone(text, run.start(), run.end())
         and any(low <= run.start() <= high for low, high in areas)]
     assert list(engine.off_screen_runs(text, areas, screens, lengths)) == expected
+
+
+_GLUED_TEXT = st.lists(st.one_of(
+    st.text("0123456789", min_size=1, max_size=6),
+    st.sampled_from([".", "-", " ", "đ", "d", "k", "VND", "@", "_", "(", ")", "+", "x.", "..",
+                     "15.990.000", "0912.345.678", "079.203.012.345", "\n", "/", "²"]),
+), max_size=30).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_GLUED_TEXT)
+@example("giá 15.990.000đ, sđt 0912.345.678x")
+def test_runs_glued_to_a_word_are_dropped_only_when_no_candidate_fits_inside(text):
+    """NUMBER_RUN skips "15.990.000đ"-shaped runs; the full run regex would have kept them."""
+    unglued = re.compile(engine.NUMBER_RUN.pattern.replace(engine._RUN_NOT_GLUED, ""))
+    kept = [run.span() for run in engine.NUMBER_RUN.finditer(text)]
+    every = [run.span() for run in unglued.finditer(text)]
+    assert set(kept) <= set(every)
+    for begin, finish in set(every) - set(kept):
+        assert not list(engine.NUMBER_CANDIDATE.finditer(text, begin, finish + 2))
