@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from detectors import Fingerprinter, Scanner, engine, load_rules
+from detectors import Fingerprinter, Scanner, context, engine, load_rules
 from detectors.corpus import app_log, chat, csv_dump, forum_post, json_lines, sql_dump
 from detectors.normalize import fold, fold_for_ascii_keywords
 from detectors.ruleset import RuleError, parse_rule
@@ -265,3 +265,30 @@ def test_runs_glued_to_a_word_are_dropped_only_when_no_candidate_fits_inside(tex
     assert set(kept) <= set(every)
     for begin, finish in set(every) - set(kept):
         assert not list(engine.NUMBER_CANDIDATE.finditer(text, begin, finish + 2))
+
+
+_HEADER_FIELDS = st.one_of(
+    st.sampled_from(["cccd", "so_cmnd", "sdt", "stk", "so_tai_khoan", "account_no", "Họ tên",
+                     "email", "MST", '"cccd"', "`sdt`", "[stk]", " ngay_sinh ", "x" * 48]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=60),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_HEADER_FIELDS, min_size=1, max_size=8),
+       st.lists(st.sampled_from([",", "\t", ";", "|"]), min_size=1, max_size=8))
+@example(["cccd", '  "so_tai_khoan_' + "a" * 28 + '"  '], [","])  # a 47-character field
+def test_the_header_shape_check_rejects_only_lines_that_are_no_header(fields, delimiters):
+    """One C check first (every piece between delimiters <= 48 characters), same verdicts."""
+    line = "".join(f + delimiters[i % len(delimiters)] for i, f in enumerate(fields))[:-1]
+    columns = FAST.new_columns()
+    shaped = columns._try_header(line)
+    unshaped_check = context._HEADER_SHAPE
+    context._HEADER_SHAPE = re.compile(r"(?s:.*)")
+    try:
+        reference = columns._try_header(line)
+    finally:
+        context._HEADER_SHAPE = unshaped_check
+    assert (shaped is None) == (reference is None)
+    if shaped is not None and reference is not None:
+        assert (shaped.delimiter, shaped.columns) == (reference.delimiter, reference.columns)
