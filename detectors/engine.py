@@ -140,15 +140,24 @@ def screened_run_pattern(screens: dict[int, tuple[str, ...]]) -> re.Pattern[str]
     for length, prefixes in screens.items():
         for prefix in prefixes:
             lengths_by_prefix.setdefault(prefix, []).append(length)
-    branches = []
-    for prefix, lengths in sorted(lengths_by_prefix.items()):
-        first = re.escape(prefix[0]) if prefix else "[0-9]"
-        rest = re.escape(prefix[1:])
+    # Prefixes sharing a first digit and a set of total lengths become one branch, so the
+    # engine tries a handful of branches per run, not one per prefix.
+    grouped: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+    for prefix, lengths in lengths_by_prefix.items():
         # A prefix longer than a length: no run of that length starts with it.
-        counts = [length - max(1, len(prefix)) for length in lengths if length >= len(prefix)]
-        if not counts:
-            continue
-        branches.append(f"(?<={first}){rest}{_digit_counts(counts)}(?![0-9])")
+        fitting = tuple(sorted({n for n in lengths if n >= max(1, len(prefix))}))
+        if fitting:
+            grouped.setdefault((prefix[:1], fitting), []).append(prefix[1:])
+    branches = []
+    for (first, lengths), rests in sorted(grouped.items()):
+        singles = sorted(rest for rest in rests if len(rest) == 1)
+        if len(singles) > 1:  # "3", "5", "7" after a "0": one class, "[357]"
+            rests = [rest for rest in rests if len(rest) != 1] + ["[" + "".join(singles) + "]"]
+        after = "|".join(
+            (rest if rest.startswith("[") else re.escape(rest))
+            + _digit_counts([n - 1 - (1 if rest.startswith("[") else len(rest)) for n in lengths])
+            for rest in sorted(rests))
+        branches.append(f"(?<={re.escape(first) if first else '[0-9]'})(?:{after})(?![0-9])")
     screen = "|".join(branches) or "(?!)"
     # Without _RUN_NOT_GLUED: on the texts this serves (large, ASCII: logs) glued runs are
     # rare, and the test costs more there than the few runs it drops (which hold no

@@ -19,7 +19,7 @@ from detectors.corpus import app_log, chat, csv_dump, forum_post, json_lines, sq
 from detectors.normalize import fold, fold_for_ascii_keywords
 from detectors.ruleset import RuleError, parse_rule
 from detectors.synthetic import Synth
-from detectors.validators import CANONICALISERS, VALIDATORS, Verdict
+from detectors.validators import CANONICALISERS, VALIDATORS, Verdict, luhn_ok
 
 RULES = load_rules()
 KEY = Fingerprinter(b"screen-test-key-0123456789abcdef")
@@ -42,7 +42,9 @@ def test_the_shipped_rules_screen_the_ungated_identifiers():
 def test_every_value_a_screened_rule_accepts_passes_its_screen(rule, data):
     length = data.draw(st.sampled_from([n for n in rule.lengths if not n < rule.pad_to]))
     head = data.draw(st.sampled_from(["", "0", "84", "0084", "9704", "4", "5", "3", "6", "2",
-                                      "02", "03", "09", "07"]))
+                                      "01", "02", "03", "05", "07", "08", "09", "012", "016",
+                                      "018", "019", "22", "27", "34", "35", "37", "51", "55",
+                                      "62", "65", "6011"]))
     tail = data.draw(st.text("0123456789", min_size=max(0, length - len(head)),
                              max_size=max(0, length - len(head))))
     value = (head + tail)[:length]
@@ -292,3 +294,30 @@ def test_the_header_shape_check_rejects_only_lines_that_are_no_header(fields, de
     assert (shaped is None) == (reference is None)
     if shaped is not None and reference is not None:
         assert (shaped.delimiter, shaped.columns) == (reference.delimiter, reference.columns)
+
+
+def _with_luhn_digit(body: str) -> str:
+    """``body`` plus the check digit that makes it pass Luhn."""
+    for digit in "0123456789":
+        if luhn_ok(body + digit):
+            return body + digit
+    raise AssertionError("no Luhn digit")  # pragma: no cover: one always exists
+
+
+@pytest.mark.parametrize("rule", SCREENED_RULES, ids=lambda rule: rule.id)
+def test_every_four_digit_start_a_validator_accepts_is_on_screen(rule):
+    """Each 4-digit start, each length: a value the validator accepts must pass the screen.
+
+    Exhaustive over the leading digits (where screens look), with a varied tail and, for
+    cards, the Luhn digit that makes the tail valid.
+    """
+    tail = "5820731946" * 2
+    validate = VALIDATORS[rule.validator]
+    canonical = CANONICALISERS[rule.canonical]
+    for length in (n for n in rule.lengths if not n < rule.pad_to):
+        prefixes = tuple(p for p, counts in rule.screen if length in counts)
+        for start in range(10_000):
+            body = f"{start:04d}" + tail[:length - 4]
+            for value in (body, _with_luhn_digit(body[:-1])):
+                if validate(canonical(value)) is not Verdict.REJECTED:
+                    assert value.startswith(prefixes), f"{rule.id}: {value[:4]}… off-screen"
