@@ -126,15 +126,20 @@ def _digit_counts(counts: list[int]) -> str:
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
-def screened_run_pattern(screens: dict[int, tuple[str, ...]]) -> re.Pattern[str]:
+def screened_run_pattern(screens: dict[int, tuple[str, ...]], *,
+                         skip_glued: bool = True) -> re.Pattern[str]:
     """NUMBER_RUN narrowed to the runs that need Python whatever the keywords say.
 
-    A match of NUMBER_RUN (less its glued-run test) that also has a separator (or starts
-    with "+" or "("), or is a bare digit run whose length and leading digits pass a screen
-    (``Scanner._compile_screens``). The condition is a lookahead placed after the first
-    character, so every match is a run match at the same place, and the ones dropped are
-    exactly the bare runs failing every screen. The first character is inside the run, so
-    a screen's first digit is checked with a lookbehind and the rest counted from there.
+    A match of NUMBER_RUN that also has a separator (or starts with "+" or "("), or is a
+    bare digit run whose length and leading digits pass a screen
+    (``Scanner._compile_screens``). ``skip_glued=False`` leaves out NUMBER_RUN's glued-run
+    test: in ASCII logs glued runs are rare and the test costs more than it saves (the
+    runs it drops hold no candidate either way), while Vietnamese prices need it.
+
+    The condition is a lookahead placed after the first character, so every match is a run
+    match at the same place, and the ones dropped are exactly the bare runs failing every
+    screen. The first character is inside the run, so a screen's first digit is checked
+    with a lookbehind and the rest counted from there.
     """
     lengths_by_prefix: dict[str, list[int]] = {}
     for length, prefixes in screens.items():
@@ -159,27 +164,28 @@ def screened_run_pattern(screens: dict[int, tuple[str, ...]]) -> re.Pattern[str]
             for rest in sorted(rests))
         branches.append(f"(?<={re.escape(first) if first else '[0-9]'})(?:{after})(?![0-9])")
     screen = "|".join(branches) or "(?!)"
-    # Without _RUN_NOT_GLUED: on the texts this serves (large, ASCII: logs) glued runs are
-    # rare, and the test costs more there than the few runs it drops (which hold no
-    # candidate either way).
     return re.compile(_RUN_START + _RUN_LONG_ENOUGH + _RUN_NOT_DATE_OR_IP
+                      + (_RUN_NOT_GLUED if skip_glued else "")
                       + r"(?=(?<=[+(])|[0-9]*+[ .\-()+]++[0-9]|" + screen + ")" + _RUN_BODY)
 
 
 def off_screen_runs(norm: str, areas: Sequence[tuple[int, int]],
-                    screens: dict[int, tuple[str, ...]], lengths: frozenset[int]
-                    ) -> Iterator[tuple[int, int, str]]:
+                    screens: dict[int, tuple[str, ...]], lengths: frozenset[int],
+                    start: int = 0) -> Iterator[tuple[int, int, str]]:
     """The bare runs of a full NUMBER_RUN scan that pass no screen and start in an area.
 
     Yields (start, end, digits) in order, for runs of one of ``lengths`` that stand alone;
-    ``areas`` are sorted, disjoint, inclusive (low, high) ranges of starts.
+    ``areas`` are sorted, disjoint, inclusive (low, high) ranges of starts. Runs starting
+    before ``start`` (a match boundary of the full scan) are left out.
 
     Each area is scanned from the start of the run of NUMBER_RUN characters around its low
     end (or from where the last area's scan stopped), so a scan started inside a longer run
     cannot mistake the run's tail for a run of its own.
     """
-    resume = 0  # where the last area's scan stopped: a match boundary of the full scan
+    resume = start  # where the last area's scan stopped: a match boundary of the full scan
     for low, high in areas:
+        if high < start:
+            continue
         for run in NUMBER_RUN.finditer(norm, _run_start(norm, low, resume)):
             begin, finish = run.span()
             if begin > high:
@@ -283,6 +289,7 @@ class Scanner:
         self._screens, self._zone_owners, self._gated_pairs = self._compile_screens(
             rules, min_confidence)
         self._screened_run = screened_run_pattern(self._screens)
+        self._screened_ascii_run = screened_run_pattern(self._screens, skip_glued=False)
         self._area_lows: list[int] | None = None
         self._areas: list[tuple[int, int]] = []
         self._number_plans = self._compile_plans(self._number_rules)
@@ -420,9 +427,17 @@ class Scanner:
         that, texts with few candidates pay per candidate rather than for a full-text pass.
         """
         screens = self._screens
+        may_switch = True
         for run in NUMBER_RUN.finditer(norm):
             token = run.group()
             begin, finish = run.span()
+            if may_switch and self._index is not None:
+                # Indexed by now (window look-ups stopped paying): the rest of the text
+                # takes the path with the screens in C, from this run on.
+                may_switch = False
+                if self._areas_are_sparse(norm):
+                    self._prescreened_numbers(norm, columns, found, begin)
+                    return
             if not token.isdigit():
                 self._separated_run(norm, token, begin, finish, columns, found)
                 continue
@@ -447,8 +462,11 @@ class Scanner:
         return covered <= PRESCREEN_MAX_AREA_SHARE * len(norm)
 
     def _prescreened_numbers(self, norm: str, columns: ColumnContext,
-                             found: list[_Candidate]) -> None:
-        """``_screened_numbers`` with the screens applied in C, for texts indexed up front.
+                             found: list[_Candidate], start: int = 0) -> None:
+        """``_screened_numbers`` with the screens applied in C, once the text is indexed.
+
+        From ``start``: 0 for texts indexed up front, or the run at which an index built on
+        the way was first seen (a NUMBER_RUN match start, where both passes agree).
 
         With every gated area known before the first run, a bare run that fails every
         screen matters only inside an area. One pass of ``screened_run_pattern`` yields the
@@ -457,10 +475,12 @@ class Scanner:
         order are those of ``_screened_numbers``, while Python sees ~6,000 runs per MB of
         logs instead of ~21,000.
         """
-        in_areas = off_screen_runs(norm, self._areas, self._screens, self._active_lengths)
+        in_areas = off_screen_runs(norm, self._areas, self._screens, self._active_lengths,
+                                   start)
         pending = next(in_areas, None)
         active = self._active_lengths
-        for run in self._screened_run.finditer(norm):
+        screened = self._screened_ascii_run if norm.isascii() else self._screened_run
+        for run in screened.finditer(norm, start):
             begin, finish = run.span()
             while pending is not None and pending[0] < begin:
                 self._number(norm, pending[2], pending[0], columns, found)

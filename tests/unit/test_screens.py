@@ -186,12 +186,13 @@ _RUN_TEXT = st.lists(st.one_of(
     max_size=6))
 def test_the_screened_run_pattern_keeps_exactly_the_runs_python_must_see(text, screens):
     """Separated runs, and bare runs passing a screen; the bare runs failing every screen go."""
-    runs = re.compile(engine.NUMBER_RUN.pattern.replace(engine._RUN_NOT_GLUED, ""))
-    expected = [run.span() for run in runs.finditer(text)
-                if not run.group().isdigit()
-                or run.group().startswith(screens.get(len(run.group()), (".",)))]
-    got = [run.span() for run in engine.screened_run_pattern(screens).finditer(text)]
-    assert got == expected
+    unglued = re.compile(engine.NUMBER_RUN.pattern.replace(engine._RUN_NOT_GLUED, ""))
+    for skip_glued, runs in ((True, engine.NUMBER_RUN), (False, unglued)):
+        expected = [run.span() for run in runs.finditer(text)
+                    if not run.group().isdigit()
+                    or run.group().startswith(screens.get(len(run.group()), (".",)))]
+        pattern = engine.screened_run_pattern(screens, skip_glued=skip_glued)
+        assert [run.span() for run in pattern.finditer(text)] == expected
 
 
 @settings(max_examples=400, deadline=None)
@@ -232,21 +233,27 @@ def test_the_prescreened_path_is_taken_on_large_logs(monkeypatch):
 
 
 @settings(max_examples=400, deadline=None)
-@given(text=_RUN_TEXT, cuts=st.lists(st.integers(0, 80), max_size=8))
-@example(text="1 2345678901 x", cuts=[2, 5])  # an area starting on the tail of "1 2345678901"
-@example(text="x 1 2 3 4 5 6 7 8 9 0 x 0912345678", cuts=[4, 30])
-def test_off_screen_runs_in_areas_are_those_of_a_full_scan(text, cuts):
-    """An area may begin inside a longer run; its tail must not pass for a run of its own."""
+@given(text=_RUN_TEXT, cuts=st.lists(st.integers(0, 80), max_size=8), skip=st.integers(0, 4))
+@example(text="1 2345678901 x", cuts=[2, 5], skip=0)  # an area starting on a run's tail
+@example(text="x 1 2 3 4 5 6 7 8 9 0 x 0912345678", cuts=[4, 30], skip=0)
+def test_off_screen_runs_in_areas_are_those_of_a_full_scan(text, cuts, skip):
+    """An area may begin inside a longer run; its tail must not pass for a run of its own.
+
+    ``start`` (where a scan switches paths) is a run start of the full scan.
+    """
     bounds = sorted({min(cut, len(text)) for cut in cuts})
     areas = list(zip(bounds[::2], bounds[1::2], strict=False))
     screens, lengths = FAST._screens, frozenset(range(8, 25))
+    run_starts = [0] + [run.start() for run in engine.NUMBER_RUN.finditer(text)]
+    start = run_starts[min(skip, len(run_starts) - 1)]
     expected = [
         (run.start(), run.end(), run.group()) for run in engine.NUMBER_RUN.finditer(text)
         if run.group().isdigit() and len(run.group()) in lengths
         and not run.group().startswith(screens.get(len(run.group()), (".",)))
         and engine._stands_alone(text, run.start(), run.end())
+        and run.start() >= start
         and any(low <= run.start() <= high for low, high in areas)]
-    assert list(engine.off_screen_runs(text, areas, screens, lengths)) == expected
+    assert list(engine.off_screen_runs(text, areas, screens, lengths, start)) == expected
 
 
 _GLUED_TEXT = st.lists(st.one_of(
@@ -321,3 +328,38 @@ def test_every_four_digit_start_a_validator_accepts_is_on_screen(rule):
             for value in (body, _with_luhn_digit(body[:-1])):
                 if validate(canonical(value)) is not Verdict.REJECTED:
                     assert value.startswith(prefixes), f"{rule.id}: {value[:4]}… off-screen"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=60).map("".join))
+@example("Liên hệ: 0912345678, 0987654321; stk 0123456789012 nhé")
+@example("sđt 0912 345 678\n0987654321 và 0356789012")
+def test_switching_to_the_prescreened_path_mid_text_equals_the_reference(text):
+    """Any text (Unicode too): the index is built at the first look-up, then the switch."""
+    expected = findings(REFERENCE, text)
+    saved = (engine.WINDOW_LOOKUPS_BEFORE_INDEX, engine.CHARS_PER_LOOKUP_INDEX_PAYS,
+             engine.PRESCREEN_MAX_AREA_SHARE)
+    engine.WINDOW_LOOKUPS_BEFORE_INDEX, engine.CHARS_PER_LOOKUP_INDEX_PAYS = 0, 10**9
+    engine.PRESCREEN_MAX_AREA_SHARE = float("inf")
+    try:
+        assert findings(FAST, text) == expected
+    finally:
+        (engine.WINDOW_LOOKUPS_BEFORE_INDEX, engine.CHARS_PER_LOOKUP_INDEX_PAYS,
+         engine.PRESCREEN_MAX_AREA_SHARE) = saved
+
+
+def test_fast_fold_agrees_with_fold_for_every_code_point():
+    """Exhaustive over Unicode (surrogates aside), each between an ASCII and a Vietnamese
+    letter: capitals outside ASCII fold in the error handler, without str.lower()."""
+    for code_point in range(0x80, 0x30000):
+        if 0xD800 <= code_point <= 0xDFFF:
+            continue
+        text = f"a{chr(code_point)}Đ"  # one at a time: a private-use one takes the exact path
+        exact, fast = fold(text), fold_for_ascii_keywords(text)
+        mine, theirs = fast[1], exact[1]
+        assert (fast[0], fast[2], len(fast)) == ("a", "d", 3), hex(code_point)
+        if theirs.isascii():
+            assert mine == theirs, hex(code_point)
+        else:
+            assert mine == theirs or (mine in ("\xff", "\x00")
+                                      and mine.isalnum() == theirs.isalnum()), hex(code_point)
