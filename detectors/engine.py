@@ -157,13 +157,13 @@ def screened_run_pattern(screens: dict[int, tuple[str, ...]], *,
         if fitting:
             grouped.setdefault((prefix[:1], fitting), []).append(prefix[1:])
     branches = []
-    for (first, lengths), rests in sorted(grouped.items()):
+    for (first, totals), rests in sorted(grouped.items()):
         singles = sorted(rest for rest in rests if len(rest) == 1)
         if len(singles) > 1:  # "3", "5", "7" after a "0": one class, "[357]"
             rests = [rest for rest in rests if len(rest) != 1] + ["[" + "".join(singles) + "]"]
         after = "|".join(
             (rest if rest.startswith("[") else re.escape(rest))
-            + _digit_counts([n - 1 - (1 if rest.startswith("[") else len(rest)) for n in lengths])
+            + _digit_counts([n - 1 - (1 if rest.startswith("[") else len(rest)) for n in totals])
             for rest in sorted(rests))
         branches.append(f"(?<={re.escape(first) if first else '[0-9]'})(?:{after})(?![0-9])")
     screen = "|".join(branches) or "(?!)"
