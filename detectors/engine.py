@@ -382,11 +382,14 @@ class Scanner:
         self._columns = columns
         found: list[_Candidate] = []
         self._area_lows = None
-        if len(norm) >= EAGER_INDEX_CHARS and norm.isascii():
+        # A local flag, not "self._index is not None": mypy narrows the attribute to None
+        # after the assignment above, and a compiled build would enforce that narrowing.
+        indexed = len(norm) >= EAGER_INDEX_CHARS and norm.isascii()
+        if indexed:
             self._build_index(norm)  # cheap for ASCII, and it prunes most log candidates
         if not self.screening:
             self._all_numbers(norm, columns, found)
-        elif self._index is not None and self._areas_are_sparse(norm):
+        elif indexed and self._areas_are_sparse(norm):
             self._prescreened_numbers(norm, columns, found)
         else:
             self._screened_numbers(norm, columns, found)

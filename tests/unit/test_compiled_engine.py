@@ -42,6 +42,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prose = "\n\n".join(doc.text for doc in docs if doc.kind in {"forum", "chat"})
     (folder / "decomposed.txt").write_text(unicodedata.normalize("NFD", prose),
                                            encoding="utf-8")
+    # Large ASCII windows take the up-front keyword index and the screens applied in C.
+    logs = "\n\n".join(doc.text for doc in docs if doc.kind == "log")
+    logs = logs.encode("ascii", "ignore").decode("ascii")
+    (folder / "logs.txt").write_text(logs * (1 + 1_200_000 // max(1, len(logs))),
+                                     encoding="ascii")
     fullwidth = str.maketrans("0123456789", "０１２３４５６７８９")
     (folder / "look-alikes.txt").write_text(
         prose[:200_000].translate(fullwidth).replace("9", "9\u200b"), encoding="utf-8")
