@@ -3,14 +3,16 @@
 Cost model (see ../shared/reference/stack-notes.md): Python work per candidate dominates,
 so the full text is only ever walked by C code: one stdlib ``re`` pass for digit runs (its
 pattern starts with a character class, which lets the regex engine skip non-digits in a
-tight C loop), one for letter-prefixed tokens, and a substring search for ``@``. Only the
-few candidates that survive reach Python, where validators check structure, rule patterns
-(``regex`` module) run on the candidate token alone, and the keyword automaton runs on a
-small window around the candidate, or, once that stops paying, one keyword index over the
-whole folded text. With the index, bare digit runs are screened: a run is looked at only if
-an ungated rule's ``screen`` admits it or a context-gated rule could have context there
-(see ``_screened_numbers``). Keyword watch-list rules add one Aho-Corasick pass over the
-folded text, and only when such rules are loaded.
+tight C loop), a ``bytes.find`` for the seeds of letter-prefixed tokens, and a substring
+search for ``@``. Only the few candidates that survive reach Python, where validators check
+structure, rule patterns (``regex`` module) run on the candidate token alone, and the keyword
+automaton runs on a small window around the candidate, or, once that stops paying, one
+keyword index over the whole folded text. With the index, bare digit runs are screened: a
+run is looked at only if an ungated rule's ``screen`` admits it or a context-gated rule
+could have context there (``_screened_numbers``), and where those areas leave most of the
+text out, the screens move into the digit-run regex itself (``_prescreened_numbers``).
+Keyword watch-list rules add one Aho-Corasick pass over the folded text, and only when such
+rules are loaded.
 """
 
 from __future__ import annotations
