@@ -50,29 +50,19 @@ class DistinctCounter:
 
     def add(self, value: str) -> None:
         """Count ``value`` (again: adding a value twice counts it once)."""
-        exact = self._exact
-        if exact is not None:
-            exact.add(value)
-            if len(exact) > self._exact_limit:
-                self._to_sketch(exact)
-            return
-        # The sketch's update, inlined: it runs for every finding of a huge dump.
-        bits = _hash64(value)
-        rank = _REST_BITS - (bits & _REST_MASK).bit_length() + 1
-        registers = self._registers
-        if rank > registers[bits >> _REST_BITS]:
-            registers[bits >> _REST_BITS] = rank
+        self.update([value])
 
     def update(self, values: list[str]) -> None:
-        """``add`` each of ``values``; the same count, in bulk."""
+        """``add`` each of ``values``, in bulk (the summary adds a chunk's findings at once)."""
         exact = self._exact
         if exact is not None:
             exact.update(values)
             if len(exact) > self._exact_limit:
                 self._to_sketch(exact)
             return
+        observe = self._observe
         for value in values:
-            self.add(value)
+            observe(_hash64(value))
 
     def count(self) -> int:
         """The number of distinct values added."""
