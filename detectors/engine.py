@@ -464,11 +464,15 @@ class Scanner:
 
         Only then does a second pass over the areas cost less than the Python steps it saves.
         """
+        covered = sum(high - low for low, high in self._known_areas(norm))
+        return covered <= PRESCREEN_MAX_AREA_SHARE * len(norm)
+
+    def _known_areas(self, norm: str) -> list[tuple[int, int]]:
+        """The gated areas of this text (``_gated_areas``), computed on first use."""
         if self._area_lows is None:
             self._areas = self._gated_areas(norm, self._columns)
             self._area_lows = [low for low, _ in self._areas]
-        covered = sum(high - low for low, high in self._areas)
-        return covered <= PRESCREEN_MAX_AREA_SHARE * len(norm)
+        return self._areas
 
     def _prescreened_numbers(self, norm: str, columns: ColumnContext,
                              found: list[_Candidate], start: int = 0) -> None:
@@ -515,11 +519,9 @@ class Scanner:
         """
         if self._index is None:
             return True
-        if self._area_lows is None:
-            self._areas = self._gated_areas(norm, self._columns)
-            self._area_lows = [low for low, _ in self._areas]
-        at = bisect.bisect_right(self._area_lows, start) - 1
-        return at >= 0 and self._areas[at][1] >= start
+        areas = self._known_areas(norm)
+        at = bisect.bisect_right(self._area_lows or (), start) - 1
+        return at >= 0 and areas[at][1] >= start
 
     def _gated_areas(self, norm: str, columns: ColumnContext) -> list[tuple[int, int]]:
         """(from, last start) ranges where a gated rule can have context, merged and sorted.
