@@ -80,13 +80,11 @@ class DistinctCounter:
         counters = [self, *others]
         if all(counter._exact is not None for counter in counters):
             return len(set().union(*(counter._exact or () for counter in counters)))
-        union = DistinctCounter(exact_limit=-1)
-        union._exact = None
-        union._registers = bytearray(_REGISTERS)
+        union = DistinctCounter()
+        union._to_sketch(set())
         for counter in counters:
             if counter._exact is not None:
-                for value in counter._exact:
-                    union._observe(_hash64(value))
+                union.update(list(counter._exact))
             else:
                 union._registers = bytearray(map(max, union._registers, counter._registers))
         return union.count()

@@ -107,6 +107,9 @@ CHARS_PER_LOOKUP_INDEX_PAYS = 256
 _Plan = tuple[int, bool, bool, int, Callable[[str], str], Callable[[str], Verdict],
               tuple[Any, ...], float, float]
 _REJECTED = Verdict.REJECTED
+# A plan that accepted a value: (rule index, requires context, pad to, canonical value,
+# context score, base score); _evaluate collects them before asking for context.
+_Accepted = tuple[int, bool, int, str, float, float]
 
 
 def _stands_alone(norm: str, begin: int, finish: int) -> bool:
@@ -658,7 +661,7 @@ class Scanner:
                   plans: tuple[_Plan, ...], columns: ColumnContext,
                   found: list[_Candidate]) -> bool:
         end = start + len(token)
-        accepted: list[tuple[int, bool, int, str, float, float]] = []
+        accepted: list[_Accepted] = []
         gated_here: bool | None = None
         no_context = self._no_context_anywhere
         for (index, needs_context, gated, pad_to, canonicalise, validate, patterns,
@@ -696,7 +699,7 @@ class Scanner:
         return appended
 
     def _context(self, norm: str, start: int, end: int, columns: ColumnContext,
-                 accepted: list[tuple[int, bool, int, str, float, float]]
+                 accepted: list[_Accepted]
                  ) -> dict[int, ContextHit]:
         """Context per rule for a value some rules accepted: its column's, then keywords'.
 
