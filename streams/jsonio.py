@@ -24,15 +24,41 @@ from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 # orjson reads an integer beyond 64 bits as a float, silently: where one may stand (19 digits
 # or more after "[", ":", "," or at the start; strings that look so only cost the slow path),
 # the standard parser reads it exactly, or refuses it past Python's 4,300-digit limit.
-_LONG_INTEGER = re.compile(r"(?:^|[\[:,])\s*-?[0-9]{19}")
-_LONG_INTEGER_BYTES = re.compile(_LONG_INTEGER.pattern.encode())
+LONG_INTEGER = re.compile(rb"(?:^|[\[:,])\s*-?[0-9]{19}")  # the definition; see below
+# The same test in C string operations: the regex tried every digit of an alert (offsets,
+# hex fingerprints) and took ~20 ns per byte, a tenth of a loaded worker (py-spy,
+# BENCHMARKS.md); one translate to a shape (digits "9", "[:," ":", blanks " ") and a find
+# of 19 nines take ~1 ns per byte, and Python looks only at runs of 19 digits or more.
+_SHAPE = bytes(57 if 48 <= i <= 57 else 58 if i in b"[:," else 32 if i in b" \t\n\r\f\v"
+               else 45 if i == 45 else 46 for i in range(256))
+_NINETEEN = b"9" * 19
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def may_hold_long_integer(raw: bytes) -> bool:
+    """Whether LONG_INTEGER matches ``raw``.
+
+    Its 19 digits start a run (after "-", blanks, and "[", ":" or "," or the start), so only
+    the start of each run of 19 digits or more needs a look back.
+    """
+    shape = raw.translate(_SHAPE)
+    at = shape.find(_NINETEEN)
+    while at >= 0:
+        before = at - 1
+        if before >= 0 and shape[before] == 45:  # "-"
+            before -= 1
+        while before >= 0 and shape[before] == 32:
+            before -= 1
+        if before < 0 or shape[before] == 58:
+            return True
+        at = shape.find(_NINETEEN, at + 19)  # later windows of this run follow a digit
+    return False
 
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON as ``json.loads`` does; raises what it raises for input it refuses."""
-    long_integer = (_LONG_INTEGER_BYTES if isinstance(data, bytes) else _LONG_INTEGER).search
-    if long_integer(data) is None:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if not may_hold_long_integer(raw):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

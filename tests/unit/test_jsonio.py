@@ -29,6 +29,27 @@ def test_loads_agrees_with_the_standard_library(value: object, ascii_only: bool)
     assert jsonio.loads(text.encode("utf-8")) == json.loads(text)
 
 
+# Pieces that build every context of a digit run LONG_INTEGER distinguishes.
+_PIECES = st.sampled_from(["0", "7", "123456789", "1234567890123456789", "-", " ", "\t", "\n",
+                           ":", "[", ",", "a", "f", '"', "{", "\u00e9"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_PIECES, max_size=40))
+def test_the_long_integer_check_answers_exactly_as_its_regex(pieces: list[str]) -> None:
+    raw = "".join(pieces).encode("utf-8")
+    assert jsonio.may_hold_long_integer(raw) == (jsonio.LONG_INTEGER.search(raw) is not None)
+
+
+def test_hex_fingerprints_in_an_alert_do_not_take_the_slow_parser() -> None:
+    fingerprint = "0123456789012345678901234567890123456789abcdef0123456789abcdef01"
+    alert = json.dumps({"fingerprints": [fingerprint], "offsets": [[5, 17]], "n": 12})
+    assert not jsonio.may_hold_long_integer(alert.encode())
+    assert jsonio.may_hold_long_integer(b'{"n": -12345678901234567890}')
+    # A run of exactly 19 that does not count, then one right after it that does.
+    assert jsonio.may_hold_long_integer(b'"a1234567890123456789:1234567890123456789')
+
+
 @pytest.mark.parametrize("text", ['{"a": ', "[1, 2", '{"a" 1}', "", "nul", '"\\x"'])
 def test_invalid_json_raises_what_the_standard_library_raises(text: str) -> None:
     with pytest.raises(json.JSONDecodeError) as ours:
