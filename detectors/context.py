@@ -221,6 +221,43 @@ def _ends_table(line: str, delimiter: str) -> bool:
     return delimiter not in line and '"' not in line and bool(line.strip(_BORDER_CHARS))
 
 
+def column_index(text: str, row_start: int, position: int, delimiter: str, limit: int,
+                 quote: str = '"') -> int:
+    """The field of a delimited row that ``position`` lies in, counted as CSV and SQL do.
+
+    A field that starts with ``quote`` (after any spaces) runs to its closing quote (a
+    doubled quote inside is an escaped one) and may hold the delimiter: spreadsheet exports
+    and SQL dumps quote every address ("12 Lê Lợi, Q1, HCM"), and counting its commas put
+    every later value in the wrong column, or in none. A quote inside a field is a
+    character, as for Python's csv module. Counting may stop at ``limit`` (the number of
+    columns), so any answer from ``limit`` up means "past the last column": nothing there
+    has context, and a hostile megabyte row costs no more than a header's worth of fields.
+    """
+    if text.find(quote, row_start, position) < 0:  # most rows: one count in C
+        return text.count(delimiter, row_start, position)
+    count = 0
+    at = row_start
+    while count < limit:
+        while text.startswith(" ", at, position):
+            at += 1
+        if text.startswith(quote, at, position):
+            close = at + 1
+            while True:
+                close = text.find(quote, close, position)
+                if close < 0:
+                    return count  # position is inside this quoted field
+                if not text.startswith(quote, close + 1, position):
+                    break
+                close += 2  # an escaped quote
+            at = close + 1
+        following = text.find(delimiter, at, position)
+        if following < 0:
+            return count
+        count += 1
+        at = following + 1
+    return count
+
+
 class ColumnContext:
     """Tracks the header of CSV/TSV dumps and SQL INSERT column lists as scanning advances.
 
@@ -361,7 +398,8 @@ class ColumnContext:
                               not _ends_table(line.rstrip("\r"), header.delimiter))
         if not self._row_memo[2]:
             return {}  # the candidate's own line is not a row of the table either
-        column = text.count(header.delimiter, line_start, position)
+        column = column_index(text, line_start, position, header.delimiter,
+                              len(header.columns))
         if column >= len(header.columns):
             return {}
         return header.hits[column]
@@ -398,7 +436,7 @@ class ColumnContext:
         tuple_start = text.rfind("(", max(0, position - 4000), position)
         if tuple_start < values_at:
             return None
-        column = text.count(",", tuple_start, position)
+        column = column_index(text, tuple_start + 1, position, ",", len(names), quote="'")
         if column >= len(names):
             return None
         name = names[column]

@@ -83,6 +83,25 @@ def test_sql_insert_column_list_is_context():
     ]
 
 
+# An address with commas before the account column, as spreadsheets and dumps quote it.
+@pytest.mark.parametrize("text", [
+    'ho_ten,dia_chi,so_tai_khoan,sdt\n'
+    'Nguyen Van A,"12 Le Loi, Q1, HCM",190345678901,0912345678\n'
+    'Tran Thi B,"5 Tran ""Hung"" Dao, Hanoi","0451000123456",0987654321\n',
+    "INSERT INTO kh (ho_ten, dia_chi, so_tai_khoan, sdt) VALUES\n"
+    "('Nguyen Van A', '12 Le Loi, Q1, HCM', '190345678901', '0912345678'),\n"
+    "('Tran Thi B', '5 Tran ''Hung'' Dao, Hanoi', '0451000123456', '0987654321');\n",
+])
+def test_delimiters_inside_quoted_fields_do_not_shift_the_columns(text):
+    found = SCANNER.scan(text)
+    assert [(f.detector, text[f.start:f.end], f.context) for f in found] == [
+        ("vn_bank_account", "190345678901", ("so tai khoan",)),
+        ("vn_phone", "0912345678", ("sdt",)),
+        ("vn_bank_account", "0451000123456", ("so tai khoan",)),
+        ("vn_phone", "0987654321", ("sdt",)),
+    ]
+
+
 def test_keyword_on_previous_line_is_not_context():
     assert spans("ck vào STK nhé\ntồn kho 9183396686 chiếc") == []
 

@@ -363,3 +363,4 @@ def test_fast_fold_agrees_with_fold_for_every_code_point():
         else:
             assert mine == theirs or (mine in ("\xff", "\x00")
                                       and mine.isalnum() == theirs.isalnum()), hex(code_point)
+
