@@ -21,7 +21,8 @@ metrics count every expected alert as indexed.
 The mix is realistic rather than flattering: forum posts, paste dumps (CSV/JSON/SQL) and log
 batches from detectors.corpus, about half with identifiers. Needs `scripts/services.sh up`.
 Everything runs on this machine: the broker/Elasticsearch emulator, the producer, the workers
-and the poller share the same cores, which the printed core count puts in context.
+and the poller share the same cores, which the printed core count puts in context; the CPU
+seconds the workers and the whole machine spent during the burst show how they shared them.
 """
 
 from __future__ import annotations
@@ -119,6 +120,24 @@ def metric_sum(port: int, name: str) -> float:
         return -1.0
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy so far (everything but idle and iowait)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def has_partitions(port: int) -> bool:
@@ -275,11 +294,14 @@ def run(roles: list[str], burst: list[tuple[str, str, str]], burst_ids: dict[str
         total_bytes = sum(len(v) for _, _, v in values)
         consumed = sum(metric_sum(p, "roriwatch_documents_total") for p in ports)
         indexed = sum(metric_sum(p, INDEXED_METRIC) for p in ports)
+        cpu_before = sum(process_cpu_s(proc.pid) for proc in procs), machine_busy_s()
         started = produce(producer, topics, values)
         produced = time.time()
         finished = drain(poller, set(burst_ids.values()), ports, consumed + len(burst),
                          timeout_s, indexed_target=indexed + len(burst_ids))
         elapsed = finished - started
+        worker_cpu = sum(process_cpu_s(proc.pid) for proc in procs) - cpu_before[0]
+        machine_cpu = machine_busy_s() - cpu_before[1]
         burst_lat = percentiles([poller.indexed_ms[a] / 1000 - started
                                  for a in burst_ids.values()])
         count = es.count(index=alias)["count"]
@@ -289,6 +311,10 @@ def run(roles: list[str], burst: list[tuple[str, str, str]], burst_ids: dict[str
             "megabytes": total_bytes / 1e6, "produce_s": produced - started,
             "elapsed_s": elapsed, "docs_per_s": len(burst) / elapsed,
             "mb_per_s": total_bytes / 1e6 / elapsed,
+            # Where the machine's CPU went during the burst: the workers' share, and the
+            # rest (the broker/Elasticsearch emulator, the producer, the poller, the OS).
+            "worker_cpu_s": worker_cpu, "machine_cpu_s": machine_cpu,
+            "worker_mb_per_cpu_s": total_bytes / 1e6 / worker_cpu if worker_cpu else None,
             "burst_latency": burst_lat, "paced_rate": rate, "paced_docs": len(paced),
             "paced_latency": paced_lat,
         }
@@ -355,6 +381,12 @@ def main() -> int:
         print(f"{r['workers']:>10} {r['docs_per_s']:>7.0f} {r['mb_per_s']:>5.2f} "
               f"{r['elapsed_s']:>7.1f}s |{'':>18}{b['p50_s']:>5.2f} {b['p99_s']:>5.2f} |"
               f"{'':>21}{p['p50_s']:>5.2f} {p['p99_s']:>5.2f} {p['max_s']:>5.2f}")
+    print("CPU during the burst (busy core-seconds): workers, whole machine; MB per "
+          "worker CPU-second")
+    for r in results:
+        per_cpu = r["worker_mb_per_cpu_s"]
+        print(f"{r['workers']:>10} {r['worker_cpu_s']:>7.1f} {r['machine_cpu_s']:>7.1f} "
+              f"{per_cpu if per_cpu is None else round(per_cpu, 2)!s:>7}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
