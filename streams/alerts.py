@@ -151,6 +151,8 @@ def build_alert(
         "counts": dict(summary.counts),
         "findings_total": summary.findings_total,
         "distinct_fingerprints": summary.distinct_fingerprints,
+        # Past 100,000 distinct values of one detector the count is a ~1 % estimate.
+        "distinct_estimated": summary.distinct_estimated,
         "estimated_records": summary.estimated_records,
         "fingerprints": list(fingerprints),
         "fingerprints_truncated": len(summary.fingerprints) > len(fingerprints)

@@ -120,6 +120,7 @@ class AlertRecord(faust.Record, serializer="json", include_metadata=False):
     watchlists: list[str]
     watchlist_hits: dict[str, int]
     keyword_watchlists: list[str]
+    distinct_estimated: bool = False  # last: alerts written before it lack the field
 
 
 class DeadLetterRecord(faust.Record, serializer="json", include_metadata=False):

@@ -116,6 +116,7 @@ def alert_mappings() -> JsonDict:
             "counts": _COUNTS,
             "findings_total": {"type": "integer"},
             "distinct_fingerprints": {"type": "integer"},
+            "distinct_estimated": {"type": "boolean"},
             "estimated_records": {"type": "integer"},
             "fingerprints": _keyword(),
             "watchlists": _keyword(),

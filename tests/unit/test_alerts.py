@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import Finding, Fingerprinter, Scanner, load_rules, summarize
+from detectors import Finding, Fingerprinter, Scanner, distinct, load_rules, summarize
 from streams.alerts import (
     MAX_FINDINGS_IN_ALERT,
     MAX_FINGERPRINTS_IN_ALERT,
@@ -21,6 +21,7 @@ from streams.alerts import (
     make_redactor,
     redact_text,
 )
+from streams.app import AlertRecord
 from streams.decode import DecodedDocument, MessageInfo, decode_feed_message
 from streams.envelope import FeedEnvelope
 
@@ -130,6 +131,17 @@ def test_alert_carries_the_summary(scanner: Scanner) -> None:
     assert alert["fetched_at"] == "2024-05-01T10:00:00+07:00"
     assert alert["key_id"] == "test" and alert["rules_version"] == "r1"
     assert "content" not in alert
+
+
+def test_alert_says_when_its_distinct_count_is_an_estimate(scanner: Scanner, monkeypatch) -> None:
+    text = "sdt\n" + "".join(f"09{n:08d}\n" for n in range(12_345_000, 12_345_300))
+    exact = alert_for(scanner, make_envelope(text))
+    assert exact["distinct_fingerprints"] == 300 and exact["distinct_estimated"] is False
+    monkeypatch.setattr(distinct, "EXACT_LIMIT", 100)  # the sketch takes over past 100
+    estimated = alert_for(scanner, make_envelope(text))
+    assert estimated["distinct_estimated"] is True
+    assert abs(estimated["distinct_fingerprints"] - 300) <= 15
+    assert AlertRecord(**estimated).distinct_estimated is True
 
 
 def test_alert_never_contains_raw_identifiers_or_the_document(scanner: Scanner) -> None:
