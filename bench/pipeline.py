@@ -5,8 +5,8 @@ usage: python bench/pipeline.py [--docs 3000] [--workers 1 2] [--split] [--parti
 
 For each worker count: fresh topics, consumer group and index prefix; start that many
 `roriwatch worker` processes, wait until each owns partitions and a warm-up alert went through,
-then produce every document as fast as the producer can and poll Elasticsearch (every 100 ms)
-until every expected alert is searchable and the workers have consumed every document.
+send the paced documents at --rate, then produce the burst as fast as the producer can and
+wait until every expected alert is searchable and the workers have consumed every document.
 
 Reported: throughput (docs/s and MB/s of envelope bytes, from the first send to the last alert
 searchable and the last document consumed); latency p50/p99/max of the paced phase from the
@@ -112,14 +112,19 @@ def expected_ids(docs: list[tuple[str, str, str]], scanner: Scanner) -> dict[str
     return out
 
 
-def metric_sum(port: int, name: str) -> float:
+def metric_sums(port: int, *names: str) -> list[float]:
+    """Each metric summed over its label sets, from one scrape (-1 where the worker is down).
+
+    One scrape per poll: rendering /metrics costs the worker CPU the bench is measuring.
+    """
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
+            lines = resp.read().decode().splitlines()
     except OSError:
-        return -1.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+        return [-1.0] * len(names)
+    return [sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                if line.startswith(name + "{") or line.startswith(name + " "))
+            for name in names]
 
 
 def process_cpu_s(pid: int) -> float:
@@ -209,12 +214,12 @@ def drain(poller: AlertPoller, wanted: set[str], ports: list[int], docs_target: 
     consumed_at = None
     while True:
         now = time.time()
-        if consumed_at is None and sum(metric_sum(p, "roriwatch_documents_total")
-                                       for p in ports) >= docs_target:
-            consumed_at = now
-        if indexed_target is not None and sum(metric_sum(p, INDEXED_METRIC)
-                                              for p in ports) >= indexed_target:
-            indexed_target = None
+        if consumed_at is None or indexed_target is not None:
+            sums = [metric_sums(p, "roriwatch_documents_total", INDEXED_METRIC) for p in ports]
+            if consumed_at is None and sum(docs for docs, _ in sums) >= docs_target:
+                consumed_at = now
+            if indexed_target is not None and sum(n for _, n in sums) >= indexed_target:
+                indexed_target = None
         if indexed_target is None and not wanted <= set(poller.seen):
             poller.poll()
         if wanted <= set(poller.seen) and consumed_at is not None:
@@ -268,11 +273,10 @@ def run(roles: list[str], burst: list[tuple[str, str, str]], burst_ids: dict[str
                       [(b"warm", envelope("paste", "warm-up", "SĐT: 0912345678"))])
         wait(lambda: es.options(ignore_status=404).count(index=alias).get("count", 0) >= 1,
              60, "the warm-up alert")
-        consumed = sum(metric_sum(p, "roriwatch_documents_total") for p in ports)
         poller = AlertPoller(es, alias)
 
         # Latency: a steady feed well under capacity, first, while searches are cheap.
-        consumed = sum(metric_sum(p, "roriwatch_documents_total") for p in ports)
+        consumed = sum(metric_sums(p, "roriwatch_documents_total")[0] for p in ports)
         sent_at: dict[str, float] = {}
         tick = 0.1
         per_tick = max(1, round(rate * tick))
@@ -292,8 +296,8 @@ def run(roles: list[str], burst: list[tuple[str, str, str]], burst_ids: dict[str
         values = [(feed, item_id, envelope(feed, item_id, text))
                   for feed, item_id, text in burst]
         total_bytes = sum(len(v) for _, _, v in values)
-        consumed = sum(metric_sum(p, "roriwatch_documents_total") for p in ports)
-        indexed = sum(metric_sum(p, INDEXED_METRIC) for p in ports)
+        sums = [metric_sums(p, "roriwatch_documents_total", INDEXED_METRIC) for p in ports]
+        consumed, indexed = sum(docs for docs, _ in sums), sum(n for _, n in sums)
         cpu_before = sum(process_cpu_s(proc.pid) for proc in procs), machine_busy_s()
         started = produce(producer, topics, values)
         produced = time.time()
