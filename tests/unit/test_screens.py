@@ -364,3 +364,62 @@ def test_fast_fold_agrees_with_fold_for_every_code_point():
             assert mine == theirs or (mine in ("\xff", "\x00")
                                       and mine.isalnum() == theirs.isalnum()), hex(code_point)
 
+
+
+_JOINED = st.lists(st.text("0123456789", min_size=1, max_size=5), min_size=2, max_size=6).flatmap(
+    lambda groups: st.lists(st.sampled_from(".-"), min_size=len(groups) - 1,
+                            max_size=len(groups) - 1).map(
+        lambda joins: groups[0] + "".join(j + g for j, g in zip(joins, groups[1:], strict=True))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_JOINED, _JOINED.map(lambda run: run + " "), _PIECES,
+                          st.sampled_from(["STK: ", "CMND ", "so tai khoan ", "sdt: "])),
+                max_size=40).map("".join), st.booleans())
+def test_joined_runs_skipped_early_change_no_finding(text, indexed):
+    """Digit groups joined by "." or "-" (prices, UUIDs) are dropped by digit count alone."""
+    if indexed:
+        text = fold(text).encode("ascii", "ignore").decode()
+    expected = findings(REFERENCE, text)
+    eager = engine.EAGER_INDEX_CHARS
+    engine.EAGER_INDEX_CHARS = 0 if indexed else eager
+    try:
+        assert findings(FAST, text) == expected
+    finally:
+        engine.EAGER_INDEX_CHARS = eager
+
+
+def _grouped(value: str, sizes: tuple[int, ...], joiner: str) -> str:
+    parts, at = [], 0
+    for size in sizes:
+        parts.append(value[at:at + size])
+        at += size
+    return joiner.join(parts)
+
+
+def _napas_19(seed: int) -> str:
+    synth = Synth(seed)
+    return next(card for card in iter(lambda: synth.card(napas=True), None) if len(card) == 19)
+
+
+@pytest.mark.parametrize(("detector", "written"), [
+    ("vn_phone", _grouped(Synth(1).mobile(), (4, 3, 3), "-")),
+    ("vn_phone", _grouped(Synth(2).mobile(), (4, 3, 3), ".")),
+    ("vn_citizen_id", _grouped(Synth(3).citizen_id(), (4, 4, 4), ".")),
+    ("vn_tax_code", "MST " + Synth(4).tax_code(branch=True)),
+    ("payment_card", _grouped(_napas_19(5), (4, 4, 4, 4, 3), "-")),
+    ("vn_legacy_id", "CMND " + _grouped(Synth(6).legacy_id(), (3, 3, 3), ".")),
+    ("vn_bank_account", "STK: " + _grouped("190366558880", (4, 4, 4), "-")),
+], ids=lambda value: value if value.startswith(("vn_", "payment")) else "")
+@pytest.mark.parametrize("indexed", [False, True], ids=["windows", "indexed"])
+def test_joined_written_forms_are_still_found(detector, written, indexed):
+    """The digit count of a joined run leaves its joiners out: every joined form stays found."""
+    text = f"ghi chu: {written} nhe\n"
+    eager = engine.EAGER_INDEX_CHARS
+    engine.EAGER_INDEX_CHARS = 0 if indexed else eager
+    try:
+        found = findings(FAST, text)
+    finally:
+        engine.EAGER_INDEX_CHARS = eager
+    assert [f["detector"] for f in found] == [detector]
+    assert found == findings(REFERENCE, text)
