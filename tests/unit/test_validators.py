@@ -126,6 +126,31 @@ def test_any_single_digit_change_breaks_luhn(number, position):
     assert not luhn_ok(changed)
 
 
+def _luhn_by_the_book(number: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char) * (2 if index % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+@given(st.text(alphabet="0123456789", max_size=25))
+def test_luhn_agrees_with_the_textbook_definition(number):
+    assert luhn_ok(number) is _luhn_by_the_book(number)
+
+
+@pytest.mark.parametrize("number", ["4111111111111111", "5500005555555559", "9704000000000018",
+                                    "79927398713"])
+def test_luhn_accepts_known_valid_numbers(number):
+    assert luhn_ok(number)
+    assert not luhn_ok(number[:-1] + str((int(number[-1]) + 5) % 10))
+
+
+def test_cards_in_other_scripts_digits_are_rejected():
+    arabic_indic = "".join(chr(0x0660 + int(d)) for d in "4111111111111111")
+    assert payment_card(arabic_indic) is Verdict.REJECTED
+
+
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9), st.integers(0, 8))
 def test_tax_check_digit_catches_single_digit_errors(first9, position):
     from detectors.validators import tax_code_check_digit
