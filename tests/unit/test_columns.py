@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.context import column_index
+from detectors import context, load_rules
+from detectors.context import ColumnContext, KeywordContext, column_index
 
 _FIELD = st.text(st.sampled_from('ab 7,;|\t"\''), max_size=8)
 
@@ -50,3 +52,37 @@ def test_column_index_reads_sql_string_literals(values):
         assert column_index(line, len("VALUES ("), position, ",", len(values),
                             quote="'") == number
         at += len(field) + 2
+
+
+_KEYWORDS = KeywordContext(load_rules())
+_LINES = st.sampled_from([
+    "ho_ten,cccd,sdt", "stt\tso_cmnd\tstk", "name;so_tai_khoan", "a|sdt|b", "ten, stk",
+    "0912345678,079203012345", "\t079203012345\t0912345678", "Nguyen Van A,0912345678",
+    "2026-11-05T18:10:00Z INFO user_id=776317066", "Liên hệ mua thêm: 0912345678",
+    "+----+------+", "", "   ", '"12 Le Loi, Q1", 0912345678', "stk: 190366558880, ok",
+    "cccd", "x" * 60 + ",sdt", "١٢,sdt", "\rsdt,cccd",
+]) | st.text(st.sampled_from("ab7,;|\t\r \"đ"), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINES, max_size=25), st.sampled_from(["\n", "\r\n"]), st.data())
+def test_header_search_in_c_sees_every_line_a_line_by_line_walk_sees(lines, newline, data):
+    """Outside a table, lines without a delimiter are skipped by one regex search; the
+    column context at any place must equal that of looking at every line (the search
+    patched to match any character)."""
+    text = newline.join(lines) + newline
+    positions = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=30)))
+    keywords = _KEYWORDS
+
+    def contexts() -> list[dict]:
+        columns = ColumnContext(keywords)
+        columns.reset_text(text, carry_header=False)
+        return [columns.at(position) for position in positions]
+
+    fast = contexts()
+    original = context._ANY_DELIMITER
+    context._ANY_DELIMITER = re.compile("(?s:.)")  # every character: every line is looked at
+    try:
+        assert fast == contexts()
+    finally:
+        context._ANY_DELIMITER = original
