@@ -423,3 +423,40 @@ def test_joined_written_forms_are_still_found(detector, written, indexed):
         engine.EAGER_INDEX_CHARS = eager
     assert [f["detector"] for f in found] == [detector]
     assert found == findings(REFERENCE, text)
+
+
+class _Forced(engine.AsciiRunFinder):
+    def __init__(self, pattern, preceded: bool) -> None:
+        super().__init__(pattern)
+        self.forced = preceded
+
+    def prefers_preceded(self, text: str, start: int) -> bool:
+        return self.forced
+
+
+_ASCII_RUN_TEXT = st.text(st.sampled_from("0123456789 .-()+@/_=:,x\n"), max_size=80) | st.lists(
+    st.sampled_from(["0912345678", "079203012345", "+84 912 345 678", "(028) 3822 1234", "x",
+                     " ", "=", ".", "-", "(", "+", "@", "_", "/", "2026-11-05T18:10:00Z",
+                     "10.3.4.5", "4111111111111111", "\n", "19", "0"]), max_size=30).map("".join)
+
+
+@pytest.mark.parametrize("preceded", [True, False], ids=["preceded", "plain"])
+@pytest.mark.parametrize("pattern", [FAST._screened_ascii_runs.pattern, engine.NUMBER_RUN],
+                         ids=["screened", "number_run"])
+@settings(max_examples=300, deadline=None)
+@given(text=_ASCII_RUN_TEXT)
+def test_ascii_run_finder_finds_what_the_pattern_finds(pattern, preceded, text):
+    """From the text's start and from any run start (where a scan may resume)."""
+    finder = _Forced(pattern, preceded)
+    expected = [m.span() for m in pattern.finditer(text)]
+    for start in [0] + [begin for begin, _ in expected]:
+        assert [m.span(1) for m in finder.matches(text, start)] == [
+            span for span in expected if span[0] >= start]
+
+
+def test_ascii_run_finder_looks_for_the_preceding_character_in_logs_only():
+    finder = FAST._screened_ascii_runs
+    log = "2026-11-05T18:10:00Z INFO api 10.32.130.31 user_id=776317066 req=4743915000806368\n"
+    prose = "The order ships on Monday; call the shop if it is late, or write to us.\n"
+    assert finder.prefers_preceded(log * 100, 0)
+    assert not finder.prefers_preceded(prose * 100, 0)
