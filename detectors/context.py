@@ -26,9 +26,7 @@ _HEADER_FIELD = re.compile(r"^[\"'`\[\s]*([^\W\d][\w .\-/()#]{0,40}?)[\"'`\]\s]*
 # header (its fields, split further by other delimiters, are no longer), and checked in one
 # C call, where prose lines with a comma cost ~4 µs each in counting and splitting.
 _HEADER_SHAPE = re.compile(r"[^,\t;|]{0,48}+(?:[,\t;|][^,\t;|]{0,48}+)++")  # no backtracking
-# Outside a table only a line holding a delimiter can be a header (``_try_header``). The
-# next delimiter is found in C, so lines without one (most of a log, much prose) cost no
-# Python step each (~1.3 µs per line before).
+# Outside a table only a line holding a delimiter can be a header (``_try_header``).
 _ANY_DELIMITER = re.compile("[" + "".join(_DELIMITERS) + "]")
 _SQL_COLUMNS = re.compile(
     r"insert\s+into\s+[`\"\[]?[\w.]+[`\"\]]?\s*\(([^()]{1,2000})\)\s*values", re.IGNORECASE
@@ -281,6 +279,7 @@ class ColumnContext:
         self._semicolon_at = -1
         self._line_memo = (0, 0)
         self._row_memo: tuple[int, str, bool] = (-1, "", False)  # (line start, delimiter, row?)
+        self._delimiter_next = [-1] * len(_DELIMITERS)  # see _next_delimiter
         self._sql_hits: dict[str, dict[int, ContextHit]] = {}
 
     def reset_text(self, text: str, carry_header: bool) -> None:
@@ -294,6 +293,7 @@ class ColumnContext:
         self._semicolon_at = -1
         self._line_memo = (0, 0)
         self._row_memo = (-1, "", False)
+        self._delimiter_next = [-1] * len(_DELIMITERS)
         if not carry_header:
             self._header = None
 
@@ -332,10 +332,9 @@ class ColumnContext:
         position = self._cursor
         while position < line_start:
             if self._header is None:
-                delimiter = _ANY_DELIMITER.search(text, position, line_start)
-                if delimiter is None:
+                position = self._next_possible_header(position, line_start)
+                if position >= line_start:
                     break
-                position = text.rfind("\n", position, delimiter.start()) + 1 or position
             newline = text.find("\n", position, line_start)
             stop = line_start if newline < 0 else newline
             line = text[position:stop].rstrip("\r")
@@ -346,6 +345,36 @@ class ColumnContext:
                 self._header = None
             position = stop + 1
         self._cursor = max(self._cursor, line_start)
+
+    def _next_possible_header(self, position: int, limit: int) -> int:
+        """The first line start from ``position`` whose line holds a delimiter, or ``limit``.
+
+        Every other line was read and handed to the header check (~1.3 µs per line of a
+        log). A line with a delimiter (most of prose and dumps) costs one short search;
+        past one without, the next delimiter is found with ``str.find`` (memchr speed:
+        a regex over a log's megabyte costs ~3 ms) and the lines before it are skipped.
+        """
+        text = self._text
+        stop = text.find("\n", position, limit)
+        if stop < 0 or _ANY_DELIMITER.search(text, position, stop) is not None:
+            return position
+        following = self._next_delimiter(stop)
+        if following >= limit:
+            return limit
+        return text.rfind("\n", stop, following) + 1
+
+    def _next_delimiter(self, position: int) -> int:
+        """Where the first delimiter at or after ``position`` is (``len(text)`` if none).
+
+        One cached ``find`` per delimiter, searched again only once passed, so the
+        searches over a text add up to one pass per delimiter.
+        """
+        nexts = self._delimiter_next
+        for slot, at in enumerate(nexts):
+            if at < position:
+                found = self._text.find(_DELIMITERS[slot], position)
+                nexts[slot] = found if found >= 0 else len(self._text)
+        return min(nexts)
 
     def _line_start(self, position: int) -> int:
         """Start of the line holding ``position``.
