@@ -162,3 +162,21 @@ def test_tax_check_digit_catches_single_digit_errors(first9, position):
     assert tax_code(code) is Verdict.CONFIRMED
     changed = code[:position] + str((int(code[position]) + 1) % 10) + code[position + 1:]
     assert tax_code(changed) is Verdict.REJECTED
+
+
+def test_current_year_follows_the_clock(monkeypatch):
+    from detectors import validators
+
+    monkeypatch.setattr(validators, "_YEAR_READ", [0.0, 0.0])  # the test's own cache
+    assert validators.current_year() == dt.date.today().year
+    assert validators.citizen_id("079231012345") is Verdict.REJECTED  # born 2031: not yet
+
+    class NewYear(dt.date):
+        @classmethod
+        def today(cls):
+            return dt.date(2031, 1, 1)
+
+    monkeypatch.setattr(validators._dt, "date", NewYear)
+    monkeypatch.setattr(validators.time, "time", lambda: 4_000_000_000.0)  # past the cache
+    assert validators.current_year() == 2031
+    assert validators.citizen_id("079231012345") is Verdict.CONFIRMED
