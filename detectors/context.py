@@ -411,6 +411,13 @@ class ColumnContext:
                 spans.append((match.start(), len(text) if end < 0 else end))
         return spans
 
+    def in_table(self) -> bool:
+        """Whether column context is likely here: a header is current, or the text has SQL.
+
+        As of the last look-up; a cheap hint, not an answer (``at`` is the answer).
+        """
+        return self._header is not None or self._maybe_sql
+
     def header_owners(self) -> set[int]:
         """Rules that the current table header gives context to (carried across chunks)."""
         if self._header is None:

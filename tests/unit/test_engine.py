@@ -102,6 +102,17 @@ def test_delimiters_inside_quoted_fields_do_not_shift_the_columns(text):
     ]
 
 
+@pytest.mark.parametrize("rows", [4, 200], ids=["few rows", "indexed dump"])
+def test_a_value_its_column_does_not_name_is_still_found_on_its_own(rows):
+    """A citizen ID in the phone column: the column gives the phone rule context, but the
+    phone rule turns the value down, so the citizen ID rule still finds it (no context)."""
+    text = "ho_ten,sdt\n" + "".join(f"A{i},0912345678\n" for i in range(rows))
+    text += "B,079203012345\n"
+    found = [(f.detector, text[f.start:f.end], f.context) for f in SCANNER.scan(text)]
+    assert found[-1] == ("vn_citizen_id", "079203012345", ())
+    assert found[:-1] == [("vn_phone", "0912345678", ("sdt",))] * rows
+
+
 def test_keyword_on_previous_line_is_not_context():
     assert spans("ck vào STK nhé\ntồn kho 9183396686 chiếc") == []
 
