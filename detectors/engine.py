@@ -744,10 +744,11 @@ class Scanner:
                   plans: tuple[_Plan, ...], columns: ColumnContext,
                   found: list[_Candidate]) -> bool:
         end = start + len(token)
-        index = self._index
-        if self.screening and index is not None and columns.in_table():
+        keyword_index = self._index
+        column: dict[int, ContextHit] | None = None  # looked up once, here or in _context
+        if self.screening and keyword_index is not None and columns.in_table():
             column = columns.at(start)
-            if column and not index.ends_at(start):
+            if column and not keyword_index.ends_at(start):
                 # A table column gives its rules context at distance 0, which nothing else
                 # can beat here (no keyword ends at the value): if one of them accepts the
                 # value, every other rule's candidate would lose the span in _finish, so
@@ -759,7 +760,7 @@ class Scanner:
         accepted = self._accepted(norm, token, value, start, plans)
         if not accepted:
             return False
-        context = self._context(norm, start, end, columns, accepted)
+        context = self._context(norm, start, end, columns, accepted, column)
         appended = False
         for index, needs_context, pad_to, canonical, context_score, base_score in accepted:
             chosen = context.get(index)
@@ -809,7 +810,7 @@ class Scanner:
         return accepted
 
     def _context(self, norm: str, start: int, end: int, columns: ColumnContext,
-                 accepted: list[_Accepted]
+                 accepted: list[_Accepted], column: dict[int, ContextHit] | None = None
                  ) -> dict[int, ContextHit]:
         """Context per rule for a value some rules accepted: its column's, then keywords'.
 
@@ -819,7 +820,8 @@ class Scanner:
         and the index shows no keyword ending there, the keyword look-up cannot change the
         finding and is skipped: most values of a dump with a header.
         """
-        column = columns.at(start)
+        if column is None:
+            column = columns.at(start)
         index = self._index
         if (column and index is not None and not index.ends_at(start)
                 and any(plan[0] in column for plan in accepted)):
