@@ -8,7 +8,7 @@ import io
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from detectors import load_rules
+from detectors import context, load_rules
 from detectors.context import ColumnContext, KeywordContext, column_index
 
 _FIELD = st.text(st.sampled_from('ab 7,;|\t"\''), max_size=8)
@@ -79,6 +79,7 @@ def test_lines_skipped_outside_tables_change_no_column_context(lines, newline, d
     def contexts() -> list[dict]:
         columns = ColumnContext(keywords)
         columns.reset_text(text, carry_header=False)
+        columns._skip_lines = True  # whatever the text's delimiter density
         return [columns.at(position) for position in positions]
 
     fast = contexts()
@@ -88,3 +89,12 @@ def test_lines_skipped_outside_tables_change_no_column_context(lines, newline, d
         assert fast == contexts()
     finally:
         ColumnContext._next_possible_header = original
+
+
+def test_line_skipping_is_for_texts_with_sparse_delimiters():
+    log = "2026-11-05T18:10:00Z INFO api user_id=776317066\n" * 50
+    prose = "Bán data khách hàng, giá tốt, liên hệ sđt, zalo\n" * 50
+    assert context.delimiters_are_sparse(log)
+    assert context.delimiters_are_sparse(log + "a,b\n")
+    assert not context.delimiters_are_sparse(prose)
+    assert not context.delimiters_are_sparse("ho_ten,cccd\nA,079203012345\n")
