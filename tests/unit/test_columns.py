@@ -98,3 +98,35 @@ def test_line_skipping_is_for_texts_with_sparse_delimiters():
     assert context.delimiters_are_sparse(log + "a,b\n")
     assert not context.delimiters_are_sparse(prose)
     assert not context.delimiters_are_sparse("ho_ten,cccd\nA,079203012345\n")
+
+
+_SQL_PIECES = st.lists(st.sampled_from([
+    "INSERT INTO kh (`ten`, `so_tai_khoan`, `sdt`) VALUES ('A', '190366558880', '0912345678'),",
+    "('B', '0451000123456', '0987654321');", "insert into t (cccd, email) values ('079203012345', "
+    "'a@b.vn');", "ho_ten,sdt", "C,0912345678", '{"sdt": "0912345678", "note": "values"}',
+    "giá trị (values) thấp; xem thêm", "('D', '190366558881', '0912345679')", ";", "",
+    "INSERT INTO x (a) VALUES", "(1);",
+]), max_size=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SQL_PIECES, st.data())
+def test_sql_columns_skipped_until_the_next_values_change_no_context(lines, data):
+    """Outside an INSERT statement nothing is looked up before the next VALUES; the column
+    context must equal that of examining SQL state at every value."""
+    text = "\n".join(lines) + "\n"
+    starts = [at for at in range(len(text)) if at == 0 or text[at - 1] in "\n,(' \""]
+    positions = sorted(set(data.draw(st.lists(st.sampled_from(starts), max_size=12))))
+
+    def contexts() -> list[dict]:
+        columns = ColumnContext(_KEYWORDS)
+        columns.reset_text(text, carry_header=False)
+        return [columns.at(position) for position in positions]
+
+    fast = contexts()
+    original = context._find_values
+    context._find_values = lambda text, start: start  # a VALUES may always be right here
+    try:
+        assert fast == contexts()
+    finally:
+        context._find_values = original
