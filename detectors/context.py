@@ -261,10 +261,18 @@ def column_index(text: str, row_start: int, position: int, delimiter: str, limit
 _SAMPLE_CHARS = 1 << 16
 
 
-def _find_values(text: str, start: int) -> int:
-    """Where the first "values" or "VALUES" at or after ``start`` begins (``len(text)`` if none)."""
-    found = [at for at in (text.find("values", start), text.find("VALUES", start)) if at >= 0]
-    return min(found) if found else len(text)
+def _find_values(text: str, start: int, cache: list[int]) -> int:
+    """Where the first "values" or "VALUES" at or after ``start`` begins (``len(text)`` if none).
+
+    ``cache`` holds each spelling's last answer, searched again only once ``start`` passes
+    it, so the searches over a text add up to one pass per spelling (a spelling the text
+    lacks is not looked for again after each statement).
+    """
+    for slot, needle in enumerate(("values", "VALUES")):
+        if cache[slot] < start:
+            found = text.find(needle, start)
+            cache[slot] = found if found >= 0 else len(text)
+    return min(cache)
 
 
 def delimiters_are_sparse(text: str) -> bool:
@@ -300,6 +308,7 @@ class ColumnContext:
         self._values_at = -1
         self._semicolon_at = -1
         self._next_values = -1
+        self._values_cache = [-1, -1]
         self._line_memo = (0, 0)
         self._row_memo: tuple[int, str, bool] = (-1, "", False)  # (line start, delimiter, row?)
         self._delimiter_next = [-1] * len(_DELIMITERS)  # see _next_delimiter
@@ -316,6 +325,7 @@ class ColumnContext:
         self._values_at = -1
         self._semicolon_at = -1
         self._next_values = -1  # first VALUES at or after some point (see _sql_columns)
+        self._values_cache = [-1, -1]
         self._line_memo = (0, 0)
         self._row_memo = (-1, "", False)
         self._delimiter_next = [-1] * len(_DELIMITERS)
@@ -486,7 +496,8 @@ class ColumnContext:
             # a text that also holds SQL; ~8 % of a mixed dump's scan went to the rfinds).
             following = self._next_values
             if following < self._sql_scanned_to:
-                following = self._next_values = _find_values(text, self._sql_scanned_to)
+                following = self._next_values = _find_values(text, self._sql_scanned_to,
+                                                             self._values_cache)
             if following >= position:
                 return None
         # Incremental: look for VALUES and ';' only in the text not examined yet, so the
