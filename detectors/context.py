@@ -309,6 +309,7 @@ class ColumnContext:
         self._semicolon_at = -1
         self._next_values = -1
         self._values_cache = [-1, -1]
+        self._quote_memo = (-1, -1, 0)  # (VALUES at, position, odd quote count between?)
         self._line_memo = (0, 0)
         self._row_memo: tuple[int, str, bool] = (-1, "", False)  # (line start, delimiter, row?)
         self._delimiter_next = [-1] * len(_DELIMITERS)  # see _next_delimiter
@@ -326,6 +327,7 @@ class ColumnContext:
         self._semicolon_at = -1
         self._next_values = -1  # first VALUES at or after some point (see _sql_columns)
         self._values_cache = [-1, -1]
+        self._quote_memo = (-1, -1, 0)  # (VALUES at, position, odd quote count between?)
         self._line_memo = (0, 0)
         self._row_memo = (-1, "", False)
         self._delimiter_next = [-1] * len(_DELIMITERS)
@@ -381,6 +383,32 @@ class ColumnContext:
                 self._header = None
             position = stop + 1
         self._cursor = max(self._cursor, line_start)
+
+    def _tuple_start(self, values_at: int, position: int) -> int:
+        """The "(" opening the SQL row that holds ``position``, or -1 (none within 4000).
+
+        The last "(" outside string literals: one inside a literal ('Công ty (TNHH) ABC')
+        was taken for the row's start, and every later field of the row was counted from
+        it, so phones and accounts after a company name lost their column. Literals are
+        SQL's ('It''s': a doubled quote), counted from VALUES; MySQL's backslash escapes
+        are not read.
+        """
+        text = self._text
+        memo_values, memo_at, parity = self._quote_memo
+        if memo_values != values_at or memo_at > position:
+            memo_at, parity = values_at, 0
+        parity ^= text.count("'", memo_at, position) & 1  # inside a literal at position?
+        self._quote_memo = (values_at, position, parity)
+        low = max(values_at, position - 4000)
+        at = position
+        while True:
+            candidate = text.rfind("(", low, at)
+            if candidate < 0:
+                return -1
+            parity ^= text.count("'", candidate, at) & 1
+            if not parity:
+                return candidate
+            at = candidate
 
     def _next_possible_header(self, position: int, limit: int) -> int:
         """The first line start from ``position`` whose line holds a delimiter, or ``limit``.
@@ -525,8 +553,8 @@ class ColumnContext:
         names = self._sql[2]
         if not names:
             return None
-        tuple_start = text.rfind("(", max(0, position - 4000), position)
-        if tuple_start < values_at:
+        tuple_start = self._tuple_start(values_at, position)
+        if tuple_start < 0:
             return None
         column = column_index(text, tuple_start + 1, position, ",", len(names), quote="'")
         if column >= len(names):

@@ -130,3 +130,32 @@ def test_sql_columns_skipped_until_the_next_values_change_no_context(lines, data
         assert fast == contexts()
     finally:
         context._find_values = original
+
+
+def _tuple_start_by_reading(text: str, values_at: int, position: int) -> int:
+    """The last "(" outside string literals from VALUES to ``position``, char by char."""
+    start, inside = -1, False
+    for at in range(values_at, position):
+        if text[at] == "'":
+            inside = not inside
+        elif text[at] == "(" and not inside and at >= position - 4000:
+            start = at
+    return start
+
+
+_SQL_FIELD = st.sampled_from(["'0912345678'", "'Công ty (TNHH) ABC'", "'a, (b'", "'It''s ('",
+                              "12", "NULL", "'x)'", "'(('", "''", "'190366558880'"])
+_SQL_ROW = st.lists(_SQL_FIELD, min_size=1, max_size=5).map(lambda f: "(" + ", ".join(f) + ")")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SQL_ROW, min_size=1, max_size=8), st.data())
+def test_sql_row_start_is_the_last_parenthesis_outside_literals(rows, data):
+    text = "INSERT INTO kh (ten, sdt, stk, ghi_chu, x) VALUES " + ",\n".join(rows) + ";\n"
+    values_at = text.index("VALUES")
+    columns = ColumnContext(_KEYWORDS)
+    columns.reset_text(text, carry_header=False)
+    positions = data.draw(st.lists(st.integers(values_at, len(text)), max_size=20))
+    for position in sorted(positions) + positions:  # in order (the memo), then any order
+        assert columns._tuple_start(values_at, position) == _tuple_start_by_reading(
+            text, values_at, position)

@@ -221,3 +221,16 @@ def test_decomposed_vietnamese_keeps_its_offsets():
     assert normalize(text).runs is not None, "decomposed Vietnamese should take the fast path"
     assert [(f.detector, text[f.start:f.end]) for f in SCANNER.scan(text)] == [
         ("vn_bank_account", "0123456789"), ("vn_phone", "0912345678")]
+
+
+def test_a_parenthesis_inside_an_sql_literal_does_not_start_the_row():
+    text = ("INSERT INTO khach_hang (ten_cong_ty, dia_chi, so_tai_khoan, sdt) VALUES\n"
+            "('Công ty (TNHH) An Phát', 'Số 5 (cũ) Q1', '190345678901', '0912345678'),\n"
+            "('Cty B', 'Lô 7 (A, B)', '0451000123456', '0987654321');\n")
+    found = [(f.detector, text[f.start:f.end], f.context) for f in SCANNER.scan(text)]
+    assert found == [
+        ("vn_bank_account", "190345678901", ("so tai khoan",)),
+        ("vn_phone", "0912345678", ("sdt",)),
+        ("vn_bank_account", "0451000123456", ("so tai khoan",)),
+        ("vn_phone", "0987654321", ("sdt",)),
+    ]
