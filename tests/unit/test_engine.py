@@ -1,5 +1,6 @@
 """Spans found in text: offsets, normalisation, context, columns, never a slice."""
 
+import re
 import unicodedata
 
 import pytest
@@ -234,3 +235,19 @@ def test_a_parenthesis_inside_an_sql_literal_does_not_start_the_row():
         ("vn_bank_account", "0451000123456", ("so tai khoan",)),
         ("vn_phone", "0987654321", ("sdt",)),
     ]
+
+
+@given(st.lists(st.integers(0, 999).map(str) | st.integers(0, 99).map("0{:02d}".format),
+                min_size=4, max_size=4))
+def test_dotted_quads_are_addresses_only_when_every_octet_fits(groups):
+    """IPv4 addresses are left alone; four dotted groups with one over 255 are not one."""
+    from detectors.engine import _IPV4_AFTER_FIRST
+
+    written = ".".join(groups)
+    is_address = re.match("[0-9]" + _IPV4_AFTER_FIRST, written) is not None
+    assert is_address == all(int(group) <= 255 for group in groups)
+
+
+def test_a_dotted_citizen_id_is_found_and_addresses_are_not():
+    text = "cccd 079.203.012.345, may chu 192.168.100.254 va 10.0.0.1"
+    assert spans(text) == [("vn_citizen_id", "079.203.012.345")]
