@@ -501,10 +501,10 @@ class Scanner:
         these (prices "374.477.525 VND", UUIDs): ~2,400 per MB that each cost ~3.5 µs of
         candidate matching and evaluation to reject.
         """
-        if _JOINED_RUN.fullmatch(token) is None:
-            return True
         digits = len(token) - token.count(".") - token.count("-")
         if digits in self._ungated_lengths:  # phones written "0912.345.678": most of them
+            return True  # (open whatever the run holds: the count is only exact if joined)
+        if _JOINED_RUN.fullmatch(token) is None:
             return True
         no_context = self._no_context_anywhere
         for plan in self._number_plans.get(digits, ()):  # all gated
