@@ -307,8 +307,7 @@ class ColumnContext:
         self._sql_scanned_to = 0
         self._values_at = -1
         self._semicolon_at = -1
-        self._next_values = -1
-        self._values_cache = [-1, -1]
+        self._values_cache = [-1, -1]  # see _find_values
         self._quote_memo = (-1, -1, 0)  # (VALUES at, position, odd quote count between?)
         self._line_memo = (0, 0)
         self._row_memo: tuple[int, str, bool] = (-1, "", False)  # (line start, delimiter, row?)
@@ -325,8 +324,7 @@ class ColumnContext:
         self._sql_scanned_to = 0
         self._values_at = -1
         self._semicolon_at = -1
-        self._next_values = -1  # first VALUES at or after some point (see _sql_columns)
-        self._values_cache = [-1, -1]
+        self._values_cache = [-1, -1]  # see _find_values
         self._quote_memo = (-1, -1, 0)  # (VALUES at, position, odd quote count between?)
         self._line_memo = (0, 0)
         self._row_memo = (-1, "", False)
@@ -519,15 +517,12 @@ class ColumnContext:
         if not self._maybe_sql:
             return None
         text = self._text
-        if self._values_at < 0 or self._semicolon_at > self._values_at:
-            # No statement open: nothing to do before the next VALUES (CSV and JSON rows in
-            # a text that also holds SQL; ~8 % of a mixed dump's scan went to the rfinds).
-            following = self._next_values
-            if following < self._sql_scanned_to:
-                following = self._next_values = _find_values(text, self._sql_scanned_to,
-                                                             self._values_cache)
-            if following >= position:
-                return None
+        # No statement open: nothing to do before the next VALUES (CSV and JSON rows in a
+        # text that also holds SQL; ~8 % of a mixed dump's scan went to the rfinds below).
+        statement_open = self._values_at >= 0 and self._semicolon_at < self._values_at
+        if not statement_open and _find_values(
+                text, self._sql_scanned_to, self._values_cache) >= position:
+            return None
         # Incremental: look for VALUES and ';' only in the text not examined yet, so the
         # total work stays linear however many candidates a dump holds.
         if position > self._sql_scanned_to:

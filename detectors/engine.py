@@ -3,7 +3,8 @@
 Cost model (see ../shared/reference/stack-notes.md): Python work per candidate dominates,
 so the full text is only ever walked by C code: one stdlib ``re`` pass for digit runs (its
 pattern starts with a character class, which lets the regex engine skip non-digits in a
-tight C loop), a ``bytes.find`` for the seeds of letter-prefixed tokens, and a substring
+tight C loop; in digit-dense ASCII text, the class of characters that may precede a run:
+``AsciiRunFinder``), a ``bytes.find`` for the seeds of letter-prefixed tokens, and a substring
 search for ``@``. Only the few candidates that survive reach Python, where validators check
 structure, rule patterns (``regex`` module) run on the candidate token alone, and the keyword
 automaton runs on a small window around the candidate, or, once that stops paying, one
