@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -160,22 +159,3 @@ def test_sql_row_start_is_the_last_parenthesis_outside_literals(rows, data):
     for position in sorted(positions) + positions:  # in order (the memo), then any order
         assert columns._tuple_start(values_at, position) == _tuple_start_by_reading(
             text, values_at, position)
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.text(st.sampled_from('{(["\'`_ \t,;|aĐ7²x:') | st.characters(), max_size=30),
-       st.sampled_from(["", ",sdt", "\tcccd\tstk", ";so_tai_khoan"]))
-def test_header_start_check_turns_down_only_lines_that_are_no_header(head, rest):
-    """The first-character check before the header parse changes no header's verdict."""
-    line = head + rest
-    columns = ColumnContext(_KEYWORDS)
-    fast = columns._try_header(line)
-    original = context._HEADER_START
-    context._HEADER_START = re.compile("")  # matches every line
-    try:
-        slow = columns._try_header(line)
-    finally:
-        context._HEADER_START = original
-    assert (fast is None) == (slow is None)
-    if fast is not None and slow is not None:
-        assert (fast.delimiter, fast.columns) == (slow.delimiter, slow.columns)

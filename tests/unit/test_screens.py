@@ -290,17 +290,30 @@ _HEADER_FIELDS = st.one_of(
 def test_the_header_shape_check_rejects_only_lines_that_are_no_header(fields, delimiters):
     """One C check first (every piece between delimiters <= 48 characters), same verdicts."""
     line = "".join(f + delimiters[i % len(delimiters)] for i, f in enumerate(fields))[:-1]
+    _assert_header_prechecks_change_no_verdict(line)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from('{(["\'`_ \t,;|aĐ7²x:') | st.characters(), max_size=30),
+       st.sampled_from(["", ",sdt", "\tcccd\tstk", ";so_tai_khoan"]))
+def test_the_header_start_check_rejects_only_lines_that_are_no_header(head, rest):
+    """A one-character check of the first field's opening ('{', '(' fail), same verdicts."""
+    _assert_header_prechecks_change_no_verdict(head + rest)
+
+
+def _assert_header_prechecks_change_no_verdict(line: str) -> None:
+    """The header verdict with the cheap pre-checks equals the verdict without them."""
     columns = FAST.new_columns()
-    shaped = columns._try_header(line)
-    unshaped_check = context._HEADER_SHAPE
-    context._HEADER_SHAPE = re.compile(r"(?s:.*)")
+    checked = columns._try_header(line)
+    shape, start = context._HEADER_SHAPE, context._HEADER_START
+    context._HEADER_SHAPE, context._HEADER_START = re.compile(r"(?s:.*)"), re.compile("")
     try:
         reference = columns._try_header(line)
     finally:
-        context._HEADER_SHAPE = unshaped_check
-    assert (shaped is None) == (reference is None)
-    if shaped is not None and reference is not None:
-        assert (shaped.delimiter, shaped.columns) == (reference.delimiter, reference.columns)
+        context._HEADER_SHAPE, context._HEADER_START = shape, start
+    assert (checked is None) == (reference is None)
+    if checked is not None and reference is not None:
+        assert (checked.delimiter, checked.columns) == (reference.delimiter, reference.columns)
 
 
 def _with_luhn_digit(body: str) -> str:
