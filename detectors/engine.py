@@ -868,7 +868,8 @@ class Scanner:
         only those rules accept are dropped before any Python work.
         """
         self._index = self._keywords.index(norm)
-        possible = self._index.owners | self._columns.header_owners()
+        possible = (self._index.owners | self._columns.header_owners()
+                    | self._columns.table_owners())
         gated = frozenset(i for i, rule in enumerate(self.rules.rules)
                           if rule.requires_context and i not in possible)
         self._no_context_anywhere = gated

@@ -159,3 +159,24 @@ def test_sql_row_start_is_the_last_parenthesis_outside_literals(rows, data):
     for position in sorted(positions) + positions:  # in order (the memo), then any order
         assert columns._tuple_start(values_at, position) == _tuple_start_by_reading(
             text, values_at, position)
+
+
+_COLUMN_TYPE = st.sampled_from(["int(11) NOT NULL", "varchar(20) DEFAULT NULL", "decimal(15,2)",
+                                "text COMMENT 'Họ, tên (đầy đủ)'", "enum('a','b,c')",
+                                "char(2) DEFAULT ')'", "datetime"])
+_KEY_LINE = st.sampled_from(["PRIMARY KEY (`id`)", "KEY `ix` (`a`,`b`)", "UNIQUE KEY `u` (`c`)",
+                             "CONSTRAINT `fk` FOREIGN KEY (`a`) REFERENCES `t` (`id`)"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True), _COLUMN_TYPE,
+                          st.booleans()), min_size=1, max_size=8),
+       st.lists(_KEY_LINE, max_size=3))
+def test_create_table_columns_are_the_defined_names_in_order(columns, keys):
+    definitions = [f"`{name}` {kind}" if quoted else f"{name} {kind}"
+                   for name, kind, quoted in columns]
+    body = ",\n  ".join(definitions + keys)
+    text = (f"CREATE TABLE if not exists `t` (\n  {body}\n) ENGINE=InnoDB;\n"
+            "INSERT INTO t VALUES (1);")
+    assert context.create_table_columns(text, text.index("(")) == [  # bare `key` is a key line
+        name for name, _, quoted in columns if quoted or name not in context._NOT_A_COLUMN]

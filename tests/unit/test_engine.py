@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from detectors import DocumentAccumulator, Fingerprinter, Scanner, load_rules
 from detectors.normalize import fold, normalize
+from detectors.synthetic import Synth
 from streams.textsource import scan_chunks
 
 SCANNER = Scanner(load_rules(), Fingerprinter(b"test-key-0123456789abcdef"))
@@ -251,3 +252,46 @@ def test_dotted_quads_are_addresses_only_when_every_octet_fits(groups):
 def test_a_dotted_citizen_id_is_found_and_addresses_are_not():
     text = "cccd 079.203.012.345, may chu 192.168.100.254 va 10.0.0.1"
     assert spans(text) == [("vn_citizen_id", "079.203.012.345")]
+
+
+_CREATE_KHACH_HANG = """CREATE TABLE `khach_hang` (
+  `id` int(11) NOT NULL AUTO_INCREMENT,
+  `ho_ten` varchar(100) DEFAULT NULL COMMENT 'Họ, tên (đầy đủ)',
+  `so_du` decimal(15,2) DEFAULT '0.00',
+  `so_tai_khoan` varchar(20) DEFAULT NULL,
+  `sdt` varchar(15) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `idx_sdt` (`sdt`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+"""
+
+
+def _mysqldump(rows: int) -> tuple[str, list[tuple[str, str]]]:
+    """mysqldump's default output: the columns are named only in CREATE TABLE."""
+    synth = Synth(21)
+    values, expected = [], []
+    for i in range(rows):
+        account, phone = synth.bank_account(), synth.mobile()
+        values.append(f"({i + 1},'Khách {i}',{i}.50,'{account}','{phone}')")
+        expected += [("vn_bank_account", account), ("vn_phone", phone)]
+    text = _CREATE_KHACH_HANG + "\n" + ("x" * 70 + "\n") * 30  # a border may fall in between
+    text += "INSERT INTO `khach_hang` VALUES " + ",".join(values) + ";\n"
+    return text, expected
+
+
+@pytest.mark.parametrize("rows", [3, 400], ids=["few rows", "indexed dump"])
+def test_mysqldump_rows_take_their_columns_from_create_table(rows):
+    text, expected = _mysqldump(rows)
+    found = [(f.detector, text[f.start:f.end], f.context) for f in SCANNER.scan(text)]
+    assert [(d, v) for d, v, _ in found] == expected
+    assert {c for d, _, c in found} == {("so tai khoan",), ("sdt",)}
+
+
+def test_create_table_columns_carry_into_later_chunks():
+    text, expected = _mysqldump(40)
+    chunk_chars = text.index("INSERT") - 200  # CREATE TABLE only in the first chunk
+    pieces = (text[i:i + 1000] for i in range(0, len(text), 1000))
+    found = [(f.detector, text[f.start:f.end]) for chunk in
+             scan_chunks(SCANNER, pieces, DocumentAccumulator(), chunk_chars)
+             for f in chunk.findings]
+    assert found == expected

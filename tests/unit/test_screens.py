@@ -90,7 +90,9 @@ _PIECES = st.one_of(
     st.sampled_from([" ", " ", ", ", ",", ";", "\t", "|", "\n", "\n\n", ": ", "=", "-", ".", "(",
                      ")", "+84 ", "x", "đ", "_"]),
     st.sampled_from(["ho_ten,stk,sdt\n", "name;so_cmnd;ma so thue\n", "INSERT INTO kh (`ten`, "
-                     "`so_tai_khoan`) VALUES ('A', '", "');\n", "ma_so_thue\tcccd\n"]),
+                     "`so_tai_khoan`) VALUES ('A', '", "');\n", "ma_so_thue\tcccd\n",
+                     "CREATE TABLE `kh2` (`ten` text, `so_du` decimal(9,2), `stk` text);\n",
+                     "INSERT INTO `kh2` VALUES ('B',1.50,'", "'),('C',2,'"]),
     st.text(st.characters(codec="utf-8"), max_size=6),
     st.sampled_from(["cua minh la ", "nhe ban ", "chuyen khoan giup minh vao tai khoan nay ",
                      "x" * 30 + " ", " " * 20]),
