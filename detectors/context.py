@@ -516,9 +516,11 @@ class ColumnContext:
             owner in owners for column in header.columns for owner in column)
 
     def sql_column_lists(self, text: str, owners: frozenset[int]) -> list[tuple[int, int]]:
-        """Spans from each SQL ``INSERT`` column list naming a column for ``owners``.
+        """Spans from each SQL ``INSERT`` whose columns name a column for ``owners``.
 
-        Each reaches to the statement's end (the next ';'), or the end of the text.
+        The columns are the INSERT's own list or, without one, its table's CREATE TABLE
+        (``_table_columns``). Each span reaches to the statement's end (the next ';'), or
+        the end of the text.
         """
         if "VALUES" not in text and "values" not in text:
             return []
@@ -526,7 +528,7 @@ class ColumnContext:
         statements = [(match.start(), match.end(), _listed_columns(match))
                       for match in _SQL_COLUMNS.finditer(text)]
         statements += [(match.start(), match.end(), self._table_columns(match.group(1)))
-                       for match in _SQL_INSERT_BARE.finditer(text)]
+                       for match in _SQL_INSERT_BARE.finditer(text)]  # no column list
         for start, values_end, names in statements:
             if any(owner in owners for name in names for owner in self._column_rules(name)):
                 end = text.find(";", values_end)
@@ -551,6 +553,14 @@ class ColumnContext:
                     self._table_owners.update(
                         owner for name in names for owner in self._column_rules(name))
                 at = text.find(spelling, at + len(spelling))
+
+    def _statement_columns(self, text: str, start: int, end: int) -> list[str]:
+        """The columns of the INSERT between ``start`` and ``end`` (just past its VALUES)."""
+        listed = _SQL_COLUMNS.search(text, start, end)
+        if listed is not None:
+            return _listed_columns(listed)
+        bare = _SQL_INSERT_BARE.search(text, start, end)
+        return self._table_columns(bare.group(1)) if bare is not None else []
 
     def _table_columns(self, table: str) -> list[str]:
         """Columns of ``table`` from its CREATE TABLE, in this text or an earlier chunk."""
@@ -626,13 +636,8 @@ class ColumnContext:
             return None
         if self._sql is None or self._sql[0] != values_at:
             statement_start = max(text.rfind(";", max(0, values_at - 4000), values_at), 0)
-            match = _SQL_COLUMNS.search(text, statement_start, values_at + 6)
-            if match is not None:
-                names = _listed_columns(match)
-            else:
-                bare = _SQL_INSERT_BARE.search(text, statement_start, values_at + 6)
-                names = self._table_columns(bare.group(1)) if bare else []
-            self._sql = (values_at, position, names)
+            self._sql = (values_at, position,
+                         self._statement_columns(text, statement_start, values_at + 6))
         names = self._sql[2]
         if not names:
             return None
