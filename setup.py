@@ -18,6 +18,7 @@ COMPILED_MODULES = [
     "detectors/normalize.py",
     "detectors/privacy.py",
     "detectors/ruleset.py",
+    "detectors/sqltext.py",
     "detectors/summary.py",
     "detectors/validators.py",
 ]

@@ -12,11 +12,13 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import ahocorasick
 
 from detectors.normalize import fold, fold_for_ascii_keywords
 from detectors.ruleset import RuleSet
+from detectors.sqltext import backslash_escapes, quote_is_escaped, quote_parity, statement_end
 
 WINDOW_BEFORE = 48
 WINDOW_AFTER = 24
@@ -236,7 +238,7 @@ def _ends_table(line: str, delimiter: str) -> bool:
 
 
 def column_index(text: str, row_start: int, position: int, delimiter: str, limit: int,
-                 quote: str = '"') -> int:
+                 quote: str = '"', backslash: bool = False) -> int:
     """The field of a delimited row that ``position`` lies in, counted as CSV and SQL do.
 
     A field that starts with ``quote`` (after any spaces) runs to its closing quote (a
@@ -246,6 +248,7 @@ def column_index(text: str, row_start: int, position: int, delimiter: str, limit
     character, as for Python's csv module. Counting may stop at ``limit`` (the number of
     columns), so any answer from ``limit`` up means "past the last column": nothing there
     has context, and a hostile megabyte row costs no more than a header's worth of fields.
+    ``backslash``: a quote after an odd run of backslashes is escaped too (MySQL's SQL).
     """
     if text.find(quote, row_start, position) < 0:  # most rows: one count in C
         return text.count(delimiter, row_start, position)
@@ -260,6 +263,9 @@ def column_index(text: str, row_start: int, position: int, delimiter: str, limit
                 close = text.find(quote, close, position)
                 if close < 0:
                     return count  # position is inside this quoted field
+                if backslash and quote_is_escaped(text, close, at + 1):
+                    close += 1
+                    continue
                 if not text.startswith(quote, close + 1, position):
                     break
                 close += 2  # an escaped quote
@@ -338,6 +344,16 @@ def delimiters_are_sparse(text: str) -> bool:
     return True
 
 
+class _Statement(NamedTuple):
+    """An INSERT's row list: where it starts and ends, its columns and how it quotes."""
+
+    rows_at: int  # just past VALUES (0 for one carried over from the previous chunk)
+    end: int  # its ";" outside literals, or the end of the text
+    names: list[str]
+    backslash: bool  # literals escape with backslashes (sqltext.backslash_escapes)
+    parity: int  # 1 if rows_at lies inside a literal (a chunk may start there)
+
+
 class ColumnContext:
     """Tracks the header of CSV/TSV dumps and SQL INSERT column lists as scanning advances.
 
@@ -350,13 +366,13 @@ class ColumnContext:
         self._cursor = 0
         self._header: _Header | None = None
         self._text = ""
+        self._base = 0  # where the text starts in the file (chunks)
         self._maybe_sql = False
-        self._sql: tuple[int, int, list[str]] | None = None
-        self._sql_scanned_to = 0
-        self._values_at = -1
-        self._semicolon_at = -1
+        self._statements: list[_Statement] = []  # INSERTs found so far, in text order
+        self._statement_rows: list[int] = []  # their rows_at, for bisection
+        self._sql_scanned_to = 0  # every INSERT whose VALUES starts before this is known
         self._values_cache = [-1, -1]  # see _find_values
-        self._quote_memo = (-1, -1, 0)  # (VALUES at, position, odd quote count between?)
+        self._quote_memo = (-1, -1, 0)  # (rows_at, position, inside a literal there?)
         self._line_memo = (0, 0)
         self._row_memo: tuple[int, str, bool] = (-1, "", False)  # (line start, delimiter, row?)
         self._delimiter_next = [-1] * len(_DELIMITERS)  # see _next_delimiter
@@ -365,17 +381,24 @@ class ColumnContext:
         self._tables: dict[str, list[str]] = {}  # CREATE TABLE columns, kept across chunks
         self._table_owners: set[int] = set()  # rules those columns name
 
-    def reset_text(self, text: str, carry_header: bool) -> None:
-        """Start on a new text (or the next chunk of the same file)."""
+    def reset_text(self, text: str, carry_header: bool, offset: int = 0) -> None:
+        """Start on a new text, or on the next chunk of the same file starting at ``offset``.
+
+        A chunk that starts inside an INSERT keeps that INSERT's columns: mysqldump writes
+        ~1 MB per statement on one line, and rows after a chunk border lost their column
+        context until the next VALUES (~12 % of the accounts of a 12 MB dump).
+        """
+        carried = (self._carried_statement(text, offset - self._base)
+                   if carry_header else None)
         self._text = text
+        self._base = offset
         self._cursor = 0
-        self._maybe_sql = "VALUES" in text or "values" in text
-        self._sql = None
+        self._maybe_sql = "VALUES" in text or "values" in text or carried is not None
+        self._statements = [] if carried is None else [carried]
+        self._statement_rows = [statement.rows_at for statement in self._statements]
         self._sql_scanned_to = 0
-        self._values_at = -1
-        self._semicolon_at = -1
         self._values_cache = [-1, -1]  # see _find_values
-        self._quote_memo = (-1, -1, 0)  # (VALUES at, position, odd quote count between?)
+        self._quote_memo = (-1, -1, 0)  # (rows_at, position, inside a literal there?)
         self._line_memo = (0, 0)
         self._row_memo = (-1, "", False)
         self._delimiter_next = [-1] * len(_DELIMITERS)
@@ -385,6 +408,9 @@ class ColumnContext:
             self._tables = {}
             self._table_owners = set()
         self._read_tables(text)
+        if carried is not None:
+            self._table_owners.update(
+                owner for name in carried.names for owner in self._column_rules(name))
 
     def _column_rules(self, name: str) -> dict[int, str]:
         return self._folded_column_rules(_as_spaced(fold(name)))
@@ -437,28 +463,31 @@ class ColumnContext:
             position = stop + 1
         self._cursor = max(self._cursor, line_start)
 
-    def _tuple_start(self, values_at: int, position: int) -> int:
+    def _tuple_start(self, statement: _Statement, position: int) -> int:
         """The "(" opening the SQL row that holds ``position``, or -1 (none within 4000).
 
         The last "(" outside string literals: one inside a literal ('Công ty (TNHH) ABC')
         was taken for the row's start, and every later field of the row was counted from
         it, so phones and accounts after a company name lost their column. Literals are
-        SQL's ('It''s': a doubled quote), counted from VALUES; MySQL's backslash escapes
-        are not read.
+        read as the statement's dialect writes them (``sqltext.backslash_escapes``), with
+        the literal state at ``position`` kept from the last call, so a long statement
+        costs one count over its text.
         """
         text = self._text
-        memo_values, memo_at, parity = self._quote_memo
-        if memo_values != values_at or memo_at > position:
-            memo_at, parity = values_at, 0
-        parity ^= text.count("'", memo_at, position) & 1  # inside a literal at position?
-        self._quote_memo = (values_at, position, parity)
-        low = max(values_at, position - 4000)
+        rows_at = statement.rows_at
+        backslash = statement.backslash
+        memo_rows, memo_at, parity = self._quote_memo
+        if memo_rows != rows_at or memo_at > position:
+            memo_at, parity = rows_at, statement.parity
+        parity ^= quote_parity(text, memo_at, position, backslash)  # inside a literal?
+        self._quote_memo = (rows_at, position, parity)
+        low = max(rows_at, position - 4000)
         at = position
         while True:
             candidate = text.rfind("(", low, at)
             if candidate < 0:
                 return -1
-            parity ^= text.count("'", candidate, at) & 1
+            parity ^= quote_parity(text, candidate, at, backslash)
             if not parity:
                 return candidate
             at = candidate
@@ -519,21 +548,26 @@ class ColumnContext:
         """Spans from each SQL ``INSERT`` whose columns name a column for ``owners``.
 
         The columns are the INSERT's own list or, without one, its table's CREATE TABLE
-        (``_table_columns``). Each span reaches to the statement's end (the next ';'), or
-        the end of the text.
+        (``_table_columns``). Each span reaches to the statement's end (its first ';'
+        outside a literal), or the end of the text; an INSERT carried over from the last
+        chunk spans from the start.
         """
+        spans = [(0, statement.end) for statement in self._statements[:1]
+                 if statement.rows_at == 0 and self._names_any(statement.names, owners)]
         if "VALUES" not in text and "values" not in text:
-            return []
-        spans = []
-        statements = [(match.start(), match.end(), _listed_columns(match))
-                      for match in _SQL_COLUMNS.finditer(text)]
-        statements += [(match.start(), match.end(), self._table_columns(match.group(1)))
+            return spans
+        statements = [(match, _listed_columns(match)) for match in _SQL_COLUMNS.finditer(text)]
+        statements += [(match, self._table_columns(match.group(1)))
                        for match in _SQL_INSERT_BARE.finditer(text)]  # no column list
-        for start, values_end, names in statements:
-            if any(owner in owners for name in names for owner in self._column_rules(name)):
-                end = text.find(";", values_end)
-                spans.append((start, len(text) if end < 0 else end))
+        for match, names in statements:
+            if self._names_any(names, owners):
+                spans.append((match.start(), statement_end(
+                    text, match.end(), backslash_escapes(match.group()))))
         return sorted(spans)
+
+    def _names_any(self, names: list[str], owners: frozenset[int]) -> bool:
+        """Whether any of the column ``names`` gives context to one of ``owners``."""
+        return any(owner in owners for name in names for owner in self._column_rules(name))
 
     def _read_tables(self, text: str) -> None:
         """Record the columns of every CREATE TABLE in ``text`` (kept for later chunks).
@@ -553,14 +587,6 @@ class ColumnContext:
                     self._table_owners.update(
                         owner for name in names for owner in self._column_rules(name))
                 at = text.find(spelling, at + len(spelling))
-
-    def _statement_columns(self, text: str, start: int, end: int) -> list[str]:
-        """The columns of the INSERT between ``start`` and ``end`` (just past its VALUES)."""
-        listed = _SQL_COLUMNS.search(text, start, end)
-        if listed is not None:
-            return _listed_columns(listed)
-        bare = _SQL_INSERT_BARE.search(text, start, end)
-        return self._table_columns(bare.group(1)) if bare is not None else []
 
     def _table_columns(self, table: str) -> list[str]:
         """Columns of ``table`` from its CREATE TABLE, in this text or an earlier chunk."""
@@ -589,7 +615,7 @@ class ColumnContext:
         line_start = self._line_start(position)
         if line_start > self._cursor:
             self._advance(line_start)
-        sql = self._sql_columns(line_start, position)
+        sql = self._sql_columns(position)
         if sql is not None:
             return sql
         header = self._header
@@ -608,43 +634,19 @@ class ColumnContext:
             return {}
         return header.hits[column]
 
-    def _sql_columns(self, line_start: int, position: int) -> dict[int, ContextHit] | None:
+    def _sql_columns(self, position: int) -> dict[int, ContextHit] | None:
+        """The context of the INSERT column holding ``position``; None outside a row."""
         if not self._maybe_sql:
             return None
-        text = self._text
-        # No statement open: nothing to do before the next VALUES (CSV and JSON rows in a
-        # text that also holds SQL; ~8 % of a mixed dump's scan went to the rfinds below).
-        statement_open = self._values_at >= 0 and self._semicolon_at < self._values_at
-        if not statement_open and _find_values(
-                text, self._sql_scanned_to, self._values_cache) >= position:
+        statement = self._statement_at(position)
+        if statement is None or not statement.names:
             return None
-        # Incremental: look for VALUES and ';' only in the text not examined yet, so the
-        # total work stays linear however many candidates a dump holds.
-        if position > self._sql_scanned_to:
-            lower = text.rfind("values", self._sql_scanned_to, position)
-            upper = text.rfind("VALUES", self._sql_scanned_to, position)
-            found = max(lower, upper)
-            if found >= 0:
-                self._values_at = found
-                self._sql = None
-            semicolon = text.rfind(";", self._sql_scanned_to, position)
-            if semicolon >= 0:
-                self._semicolon_at = semicolon
-            self._sql_scanned_to = position
-        values_at = self._values_at
-        if values_at < 0 or self._semicolon_at > values_at:
-            return None
-        if self._sql is None or self._sql[0] != values_at:
-            statement_start = max(text.rfind(";", max(0, values_at - 4000), values_at), 0)
-            self._sql = (values_at, position,
-                         self._statement_columns(text, statement_start, values_at + 6))
-        names = self._sql[2]
-        if not names:
-            return None
-        tuple_start = self._tuple_start(values_at, position)
+        names = statement.names
+        tuple_start = self._tuple_start(statement, position)
         if tuple_start < 0:
             return None
-        column = column_index(text, tuple_start + 1, position, ",", len(names), quote="'")
+        column = column_index(self._text, tuple_start + 1, position, ",", len(names),
+                              quote="'", backslash=statement.backslash)
         if column >= len(names):
             return None
         name = names[column]
@@ -654,3 +656,72 @@ class ColumnContext:
                 self._sql_hits.clear()
             hits = self._sql_hits[name] = _column_hits(self._column_rules(name))
         return hits
+
+    def _statement_at(self, position: int) -> _Statement | None:
+        """The INSERT whose row list holds ``position`` (after its VALUES, before its ";")."""
+        if position > self._sql_scanned_to:
+            self._find_statements(position)
+        at = bisect.bisect_left(self._statement_rows, position) - 1
+        if at < 0:
+            return None
+        statement = self._statements[at]
+        return statement if position < statement.end else None
+
+    def _find_statements(self, position: int) -> None:
+        """Record every INSERT whose VALUES starts before ``position``, each read once.
+
+        Incremental, so the work over a text stays linear however many candidates a dump
+        holds: a statement's end is found once, and the search for the next VALUES resumes
+        past it (a "values" inside its literals is text, not a keyword).
+        """
+        text = self._text
+        at = self._sql_scanned_to
+        statements = self._statements
+        while at < position:
+            if statements and statements[-1].end >= at:
+                at = statements[-1].end + 1
+                continue
+            values_at = _find_values(text, at, self._values_cache)
+            if values_at >= position:
+                at = position
+                break
+            statement = self._read_statement(values_at)
+            if statement is not None:
+                statements.append(statement)
+                self._statement_rows.append(statement.rows_at)
+            at = values_at + 6
+        self._sql_scanned_to = max(at, position)
+
+    def _read_statement(self, values_at: int) -> _Statement | None:
+        """The INSERT whose VALUES keyword is at ``values_at``; None for a word in prose."""
+        text = self._text
+        rows_at = values_at + 6
+        head_start = max(text.rfind(";", max(0, values_at - 4000), values_at), 0)
+        listed = _SQL_COLUMNS.search(text, head_start, rows_at)
+        if listed is not None:
+            head, names = listed, _listed_columns(listed)
+        else:
+            bare = _SQL_INSERT_BARE.search(text, head_start, rows_at)
+            if bare is None:
+                return None
+            head, names = bare, self._table_columns(bare.group(1))
+        backslash = backslash_escapes(head.group())
+        return _Statement(rows_at, statement_end(text, rows_at, backslash), names, backslash, 0)
+
+    def _carried_statement(self, text: str, shift: int) -> _Statement | None:
+        """The INSERT still open where ``text`` starts, ``shift`` into the previous text.
+
+        Only when ``text`` really continues the previous one there (normalisation changes
+        no offset in either): otherwise nothing is carried.
+        """
+        previous = self._text
+        if not (0 < shift < len(previous)) or not self._maybe_sql or not previous.startswith(
+                text[:256], shift):
+            return None
+        statement = self._statement_at(shift)
+        if statement is None or not statement.names:
+            return None
+        parity = statement.parity ^ quote_parity(previous, statement.rows_at, shift,
+                                                 statement.backslash)
+        return _Statement(0, statement_end(text, 0, statement.backslash, parity),
+                          statement.names, statement.backslash, parity)

@@ -446,7 +446,7 @@ class Scanner:
         view = normalize(text)
         norm = view.text
         columns = columns or self.new_columns()
-        columns.reset_text(norm, carry_header)
+        columns.reset_text(norm, carry_header, offset)
         self._lookups = 0
         self._index: KeywordIndex | None = None
         self._no_context_anywhere: frozenset[int] = frozenset()

@@ -106,37 +106,84 @@ _SQL_PIECES = st.lists(st.sampled_from([
     "'a@b.vn');", "ho_ten,sdt", "C,0912345678", '{"sdt": "0912345678", "note": "values"}',
     "giá trị (values) thấp; xem thêm", "('D', '190366558881', '0912345679')", ";", "",
     "INSERT INTO x (a) VALUES", "(1);", "insert into y (stk) values ('190366558882');",
+    "('O\\'Neil; (cũ) values', '190366558883', '0912345670'),", "('a\\\\', '0912345671'),",
+    'INSERT INTO "kh" ("stk", "sdt") VALUES (\'C:\\\', \'190366558884\');',
 ]), max_size=20)
+
+
+def _statements_by_reading(text: str) -> list[tuple[int, int, list[str], bool]]:
+    """(rows at, end, columns, backslash escapes) of each INSERT, literals read char by char."""
+    found = []
+    at = 0
+    while True:
+        hits = [hit for hit in (text.find("values", at), text.find("VALUES", at)) if hit >= 0]
+        if not hits:
+            return found
+        values_at = min(hits)
+        head_start = max(text.rfind(";", max(0, values_at - 4000), values_at), 0)
+        head = context._SQL_COLUMNS.search(text, head_start, values_at + 6)
+        names = context._listed_columns(head) if head is not None else []
+        if head is None:
+            head = context._SQL_INSERT_BARE.search(text, head_start, values_at + 6)
+        if head is None:
+            at = values_at + 6
+            continue
+        backslash = '"' not in head.group()
+        inside = escaped = False
+        end = values_at + 6
+        while end < len(text):
+            char = text[end]
+            if escaped:
+                escaped = False
+            elif inside and backslash and char == "\\":
+                escaped = True
+            elif char == "'":
+                inside = not inside
+            elif char == ";" and not inside:
+                break
+            end += 1
+        found.append((values_at + 6, end, names, backslash))
+        at = end + 1
+
+
+def _sql_context_by_reading(text: str, position: int) -> dict | None:
+    for rows_at, end, names, backslash in _statements_by_reading(text):
+        if rows_at < position < end and names:
+            row = _tuple_start_by_reading(text, rows_at, position, backslash)
+            if row < 0:
+                return None
+            column = column_index(text, row + 1, position, ",", len(names), quote="'",
+                                  backslash=backslash)
+            if column >= len(names):
+                return None
+            rules = ColumnContext(_KEYWORDS)._column_rules(names[column])
+            return {owner: context.ContextHit([keyword], 0) for owner, keyword in rules.items()}
+    return None
 
 
 @settings(max_examples=400, deadline=None)
 @given(_SQL_PIECES, st.data())
-def test_sql_columns_skipped_until_the_next_values_change_no_context(lines, data):
-    """Outside an INSERT statement nothing is looked up before the next VALUES; the column
-    context must equal that of examining SQL state at every value."""
+def test_sql_column_context_equals_reading_each_statement_char_by_char(lines, data):
+    """Statements found incrementally, and looked up in any order, as a plain reading finds
+    them: a ";" or a "values" inside a literal neither ends nor starts one."""
     text = "\n".join(lines) + "\n"
     starts = [at for at in range(len(text)) if at == 0 or text[at - 1] in "\n,(' \""]
-    positions = sorted(set(data.draw(st.lists(st.sampled_from(starts), max_size=12))))
-
-    def contexts() -> list[dict]:
-        columns = ColumnContext(_KEYWORDS)
-        columns.reset_text(text, carry_header=False)
-        return [columns.at(position) for position in positions]
-
-    fast = contexts()
-    original = context._find_values
-    context._find_values = lambda text, start, cache: start  # a VALUES may always be here
-    try:
-        assert fast == contexts()
-    finally:
-        context._find_values = original
+    positions = data.draw(st.lists(st.sampled_from(starts), max_size=12))
+    columns = ColumnContext(_KEYWORDS)
+    columns.reset_text(text, carry_header=False)
+    for position in sorted(set(positions)) + positions:  # in order, then any order
+        assert columns._sql_columns(position) == _sql_context_by_reading(text, position)
 
 
-def _tuple_start_by_reading(text: str, values_at: int, position: int) -> int:
+def _tuple_start_by_reading(text: str, rows_at: int, position: int, backslash: bool) -> int:
     """The last "(" outside string literals from VALUES to ``position``, char by char."""
-    start, inside = -1, False
-    for at in range(values_at, position):
-        if text[at] == "'":
+    start, inside, escaped = -1, False, False
+    for at in range(rows_at, position):
+        if escaped:
+            escaped = False
+        elif inside and backslash and text[at] == "\\":
+            escaped = True
+        elif text[at] == "'":
             inside = not inside
         elif text[at] == "(" and not inside and at >= position - 4000:
             start = at
@@ -144,7 +191,8 @@ def _tuple_start_by_reading(text: str, values_at: int, position: int) -> int:
 
 
 _SQL_FIELD = st.sampled_from(["'0912345678'", "'Công ty (TNHH) ABC'", "'a, (b'", "'It''s ('",
-                              "12", "NULL", "'x)'", "'(('", "''", "'190366558880'"])
+                              "12", "NULL", "'x)'", "'(('", "''", "'190366558880'",
+                              "'O\\'Neil ('", "'a\\\\'", "'\\\\\\'('"])
 _SQL_ROW = st.lists(_SQL_FIELD, min_size=1, max_size=5).map(lambda f: "(" + ", ".join(f) + ")")
 
 
@@ -152,13 +200,15 @@ _SQL_ROW = st.lists(_SQL_FIELD, min_size=1, max_size=5).map(lambda f: "(" + ", "
 @given(st.lists(_SQL_ROW, min_size=1, max_size=8), st.data())
 def test_sql_row_start_is_the_last_parenthesis_outside_literals(rows, data):
     text = "INSERT INTO kh (ten, sdt, stk, ghi_chu, x) VALUES " + ",\n".join(rows) + ";\n"
-    values_at = text.index("VALUES")
+    rows_at = text.index("VALUES") + 6
     columns = ColumnContext(_KEYWORDS)
     columns.reset_text(text, carry_header=False)
-    positions = data.draw(st.lists(st.integers(values_at, len(text)), max_size=20))
+    statement = columns._statement_at(rows_at + 1)
+    assert statement is not None and statement.end == len(text) - 2
+    positions = data.draw(st.lists(st.integers(rows_at, len(text)), max_size=20))
     for position in sorted(positions) + positions:  # in order (the memo), then any order
-        assert columns._tuple_start(values_at, position) == _tuple_start_by_reading(
-            text, values_at, position)
+        assert columns._tuple_start(statement, position) == _tuple_start_by_reading(
+            text, rows_at, position, backslash=True)
 
 
 _COLUMN_TYPE = st.sampled_from(["int(11) NOT NULL", "varchar(20) DEFAULT NULL", "decimal(15,2)",
