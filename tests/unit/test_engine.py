@@ -266,15 +266,18 @@ _CREATE_KHACH_HANG = """CREATE TABLE `khach_hang` (
 """
 
 
-def _mysqldump(rows: int) -> tuple[str, list[tuple[str, str]]]:
-    """mysqldump's default output: the columns are named only in CREATE TABLE."""
+def _mysqldump(rows: int, name: str = "Khách",
+               between: str = "\n" + ("x" * 70 + "\n") * 30  # a border may fall in there
+               ) -> tuple[str, list[tuple[str, str]]]:
+    """mysqldump's default output: the columns are named only in CREATE TABLE, and the
+    extended INSERT holds every row on one line."""
     synth = Synth(21)
     values, expected = [], []
     for i in range(rows):
         account, phone = synth.bank_account(), synth.mobile()
-        values.append(f"({i + 1},'Khách {i}',{i}.50,'{account}','{phone}')")
+        values.append(f"({i + 1},'{name} {i}',{i}.50,'{account}','{phone}')")
         expected += [("vn_bank_account", account), ("vn_phone", phone)]
-    text = _CREATE_KHACH_HANG + "\n" + ("x" * 70 + "\n") * 30  # a border may fall in between
+    text = _CREATE_KHACH_HANG + between
     text += "INSERT INTO `khach_hang` VALUES " + ",".join(values) + ";\n"
     return text, expected
 
@@ -297,22 +300,10 @@ def test_create_table_columns_carry_into_later_chunks():
     assert found == expected
 
 
-def _one_line_dump(rows: int, note: str) -> tuple[str, list[tuple[str, str]]]:
-    """mysqldump's extended INSERT, every row on one line, names written with ``note``."""
-    synth = Synth(22)
-    values, expected = [], []
-    for i in range(rows):
-        account, phone = synth.bank_account(), synth.mobile()
-        values.append(f"({i + 1},'{note} {i}',{i}.50,'{account}','{phone}')")
-        expected += [("vn_bank_account", account), ("vn_phone", phone)]
-    text = _CREATE_KHACH_HANG + "INSERT INTO `khach_hang` VALUES " + ",".join(values) + ";\n"
-    return text, expected
-
-
 @pytest.mark.parametrize("rows", [3, 400], ids=["few rows", "indexed dump"])
 def test_mysql_escapes_and_semicolons_in_literals_keep_each_column(rows):
     """A ';' or an escaped quote inside a name neither ends the INSERT nor shifts a field."""
-    text, expected = _one_line_dump(rows, "Khách O\\'Neil; (cũ) values")
+    text, expected = _mysqldump(rows, "Khách O\\'Neil; (cũ) values", between="")
     found = [(f.detector, text[f.start:f.end], f.context) for f in SCANNER.scan(text)]
     assert [(d, v) for d, v, _ in found] == expected
     assert {c for d, _, c in found} == {("so tai khoan",), ("sdt",)}
@@ -328,7 +319,7 @@ def test_standard_sql_reads_a_backslash_as_itself():
 @pytest.mark.parametrize("chunk_chars", [1000, 1013, 4096])
 def test_an_insert_open_at_a_chunk_border_keeps_its_columns(chunk_chars):
     """A chunk starting inside a one-line INSERT (no line break to cut at) keeps its columns."""
-    text, expected = _one_line_dump(120, "Khách O\\'Neil; (cũ)")
+    text, expected = _mysqldump(120, "Khách O\\'Neil; (cũ)", between="")
     pieces = (text[i:i + 777] for i in range(0, len(text), 777))
     found = [(f.detector, text[f.start:f.end]) for chunk in
              scan_chunks(SCANNER, pieces, DocumentAccumulator(), chunk_chars)
