@@ -409,8 +409,7 @@ class ColumnContext:
             self._table_owners = set()
         self._read_tables(text)
         if carried is not None:
-            self._table_owners.update(
-                owner for name in carried.names for owner in self._column_rules(name))
+            self._table_owners.update(self._owners_of(carried.names))
 
     def _column_rules(self, name: str) -> dict[int, str]:
         return self._folded_column_rules(_as_spaced(fold(name)))
@@ -567,7 +566,11 @@ class ColumnContext:
 
     def _names_any(self, names: list[str], owners: frozenset[int]) -> bool:
         """Whether any of the column ``names`` gives context to one of ``owners``."""
-        return any(owner in owners for name in names for owner in self._column_rules(name))
+        return not owners.isdisjoint(self._owners_of(names))
+
+    def _owners_of(self, names: list[str]) -> set[int]:
+        """The rules that columns with these ``names`` give context to."""
+        return {owner for name in names for owner in self._column_rules(name)}
 
     def _read_tables(self, text: str) -> None:
         """Record the columns of every CREATE TABLE in ``text`` (kept for later chunks).
@@ -584,8 +587,7 @@ class ColumnContext:
                         self._tables.clear()
                     names = create_table_columns(text, match.end() - 1)
                     self._tables[match.group(1).lower()] = names
-                    self._table_owners.update(
-                        owner for name in names for owner in self._column_rules(name))
+                    self._table_owners.update(self._owners_of(names))
                 at = text.find(spelling, at + len(spelling))
 
     def _table_columns(self, table: str) -> list[str]:
