@@ -129,20 +129,11 @@ def _statements_by_reading(text: str) -> list[tuple[int, int, list[str], bool]]:
             at = values_at + 6
             continue
         backslash = '"' not in head.group()
-        inside = escaped = False
-        end = values_at + 6
-        while end < len(text):
-            char = text[end]
-            if escaped:
-                escaped = False
-            elif inside and backslash and char == "\\":
-                escaped = True
-            elif char == "'":
-                inside = not inside
-            elif char == ";" and not inside:
-                break
-            end += 1
-        found.append((values_at + 6, end, names, backslash))
+        rows_at = values_at + 6
+        outside = _outside_literals(text, rows_at, backslash)
+        end = next((at for at in range(rows_at, len(text))
+                    if text[at] == ";" and outside[at - rows_at]), len(text))
+        found.append((rows_at, end, names, backslash))
         at = end + 1
 
 
@@ -175,19 +166,26 @@ def test_sql_column_context_equals_reading_each_statement_char_by_char(lines, da
         assert columns._sql_columns(position) == _sql_context_by_reading(text, position)
 
 
-def _tuple_start_by_reading(text: str, rows_at: int, position: int, backslash: bool) -> int:
-    """The last "(" outside string literals from VALUES to ``position``, char by char."""
-    start, inside, escaped = -1, False, False
-    for at in range(rows_at, position):
+def _outside_literals(text: str, start: int, backslash: bool) -> list[bool]:
+    """Whether each character from ``start`` lies outside a string literal, read one by one."""
+    outside = []
+    inside = escaped = False
+    for char in text[start:]:
+        outside.append(not inside)
         if escaped:
             escaped = False
-        elif inside and backslash and text[at] == "\\":
+        elif inside and backslash and char == "\\":
             escaped = True
-        elif text[at] == "'":
+        elif char == "'":
             inside = not inside
-        elif text[at] == "(" and not inside and at >= position - 4000:
-            start = at
-    return start
+    return outside
+
+
+def _tuple_start_by_reading(text: str, rows_at: int, position: int, backslash: bool) -> int:
+    """The last "(" outside string literals from VALUES to ``position``, char by char."""
+    outside = _outside_literals(text, rows_at, backslash)
+    return max((at for at in range(max(rows_at, position - 4000), position)
+                if text[at] == "(" and outside[at - rows_at]), default=-1)
 
 
 _SQL_FIELD = st.sampled_from(["'0912345678'", "'Công ty (TNHH) ABC'", "'a, (b'", "'It''s ('",
