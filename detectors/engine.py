@@ -293,8 +293,11 @@ def _run_start(norm: str, position: int, floor: int) -> int:
     """Where the run of NUMBER_RUN characters holding ``position`` begins (not below ``floor``).
 
     NUMBER_RUN.finditer started there finds exactly the matches a scan of the whole text
-    finds from there on: no match spans a character outside the run characters.
+    finds from there on: no match spans a character outside the run characters. A
+    ``position`` past the end of the text counts from the end (an empty window there would
+    never move the search back).
     """
+    position = min(position, len(norm))
     while position > floor:
         window = norm[max(floor, position - 64):position]
         kept = len(window.rstrip(_RUN_CHARS))
@@ -364,6 +367,8 @@ class Scanner:
             screened_run_pattern(self._screens, skip_glued=False))
         self._area_lows: list[int] | None = None
         self._areas: list[tuple[int, int]] = []
+        self._column_plan_memo: dict[tuple[int, int],
+                                     tuple[dict[int, ContextHit], tuple[_Plan, ...]]] = {}
         self._number_plans = self._compile_plans(self._number_rules)
         self._ungated_lengths = frozenset(
             length for length, plans in self._number_plans.items()
@@ -757,12 +762,12 @@ class Scanner:
         column: dict[int, ContextHit] | None = None  # looked up once, here or in _context
         if self.screening and keyword_index is not None and columns.in_table():
             column = columns.at(start)
-            if column and not keyword_index.ends_at(start):
+            if column and start not in keyword_index.ends:
                 # A table column gives its rules context at distance 0, which nothing else
                 # can beat here (no keyword ends at the value): if one of them accepts the
                 # value, every other rule's candidate would lose the span in _finish, so
                 # the other validators need not run (dumps: most values, ~1-3 plans each).
-                first = tuple(plan for plan in plans if plan[0] in column)
+                first = self._column_plans(plans, column)
                 if first and self._accept_in_column(norm, token, value, start, end, first,
                                                     column, found):
                     return True
@@ -781,6 +786,24 @@ class Scanner:
                 found.append(_Candidate(index, start, end, canonical, context_score, chosen))
             appended = True
         return appended
+
+    def _column_plans(self, plans: tuple[_Plan, ...], column: dict[int, ContextHit]
+                      ) -> tuple[_Plan, ...]:
+        """The plans of the rules ``column`` gives context to, kept per (plans, column).
+
+        A column's context object is shared by every value in it, so the filter runs once
+        per column and value length instead of once per value. The memo keeps the column
+        alive, so no other object can take its id while the entry stands.
+        """
+        key = (id(plans), id(column))
+        memo = self._column_plan_memo.get(key)
+        if memo is not None:
+            return memo[1]
+        if len(self._column_plan_memo) > 4096:  # hostile dumps with endless columns
+            self._column_plan_memo.clear()
+        first = tuple(plan for plan in plans if plan[0] in column)
+        self._column_plan_memo[key] = (column, first)
+        return first
 
     def _accept_in_column(self, norm: str, token: str, value: str, start: int, end: int,
                           plans: tuple[_Plan, ...], column: dict[int, ContextHit],
@@ -832,18 +855,20 @@ class Scanner:
         if column is None:
             column = columns.at(start)
         index = self._index
-        if (column and index is not None and not index.ends_at(start)
+        if (column and index is not None and start not in index.ends
                 and any(plan[0] in column for plan in accepted)):
             return column
-        context = self._keyword_context(norm, start, end)
+        context = self._keyword_context(norm, start, end, tuple(plan[0] for plan in accepted))
         for owner, hit in column.items():
             if owner not in context or context[owner].distance > hit.distance:
                 context[owner] = hit
         return context
 
-    def _keyword_context(self, norm: str, start: int, end: int) -> dict[int, ContextHit]:
+    def _keyword_context(self, norm: str, start: int, end: int,
+                         wanted: tuple[int, ...]) -> dict[int, ContextHit]:
+        """Keyword context of the rules in ``wanted`` (the ones that accepted the value)."""
         if self._index is not None:
-            return self._index.around(norm, start, end)
+            return self._index.around(norm, start, end, wanted)
         self._lookups += 1
         # Measured here: a window look-up costs ~4–6 µs, an indexed one ~1.5–3.5 µs, and the
         # index ~20–37 ns per character (fold, automaton, one Python step per keyword hit).
@@ -857,8 +882,8 @@ class Scanner:
         if lookups > WINDOW_LOOKUPS_BEFORE_INDEX and (
                 lookups * CHARS_PER_LOOKUP_INDEX_PAYS > start
                 or lookups > len(norm) // CHARS_PER_LOOKUP_INDEX_PAYS):
-            return self._build_index(norm).around(norm, start, end)
-        return self._keywords.around(norm, start, end)
+            return self._build_index(norm).around(norm, start, end, wanted)
+        return self._keywords.around(norm, start, end, wanted)
 
     def _build_index(self, norm: str) -> KeywordIndex:
         """Index every keyword once; rules that need context and have none anywhere stop here.
@@ -893,21 +918,25 @@ class Scanner:
         # rule priority; the first seen wins a tie. Ranked inline: dumps have a collision
         # (phone, account and tax code for one value) at most of their ~40,000 spans per MB.
         best: dict[tuple[int, int], _Candidate] = {}
+        keep_first = best.setdefault  # one dict operation for the common, collision-free span
         priorities = self._priorities
         for cand in found:
-            key = (cand.start, cand.end)
-            current = best.get(key)
-            if current is None:
-                best[key] = cand
+            current = keep_first(cand[1:3], cand)  # (start, end)
+            if current is cand:
                 continue
             mine, theirs = cand.context, current.context
             if ((mine is not None, -mine.distance if mine else 0, cand.confidence,
                  priorities[cand.rule_index])
                     > (theirs is not None, -theirs.distance if theirs else 0,
                        current.confidence, priorities[current.rule_index])):
-                best[key] = cand
+                best[cand[1:3]] = cand
+        # Building the findings is most of this method's cost in dumps (~40,000 per MB), so
+        # what repeats is computed once per call: rounded confidences (a handful of rule
+        # scores) and keyword tuples (column context objects are shared by a whole column).
+        # 4.2 -> 2.8 µs per candidate on the dumps excerpt (BENCHMARKS.md, session 10).
         findings: list[Finding] = []
         append = findings.append
+        new_finding = tuple.__new__  # Finding's generated __new__ adds a Python call
         previous = self.previous_fingerprinters
         fingerprint = self.fingerprinter.fingerprint
         key_id = self.fingerprinter.key_id
@@ -915,27 +944,38 @@ class Scanner:
         original_span = None if view.starts is None and view.runs is None else view.original_span
         rules = self._finish_rules
         min_confidence = self.min_confidence
-        for _key, cand in sorted(best.items()):  # (start, end) order, compared in C
+        rounded: dict[float, float] = {}
+        keyword_tuples: dict[int, tuple[str, ...]] = {}  # by id(): each context lives on here
+        for key in sorted(best):  # (start, end) order, compared in C
+            cand = best[key]
             confidence = cand.confidence
             if confidence < min_confidence:
                 continue
             detector, severity, is_keyword = rules[cand.rule_index]
-            start, end = (cand.start, cand.end) if original_span is None else original_span(
-                cand.start, cand.end)
+            start, end = key if original_span is None else original_span(*key)
             canonical = cand.canonical
+            shown = rounded.get(confidence)
+            if shown is None:
+                shown = rounded[confidence] = round(confidence, 3)
             context = cand.context
-            append(Finding(
+            if context is None:
+                keywords: tuple[str, ...] = ()
+            else:
+                cached = keyword_tuples.get(id(context))
+                if cached is None:
+                    cached = keyword_tuples[id(context)] = tuple(context.keywords)
+                keywords = cached
+            append(new_finding(Finding, (
                 detector,
                 start + offset,
                 end + offset,
-                round(confidence, 3),
+                shown,
                 canonical if is_keyword else mask_value(canonical),
                 fingerprint(canonical),
                 key_id,
                 severity,
-                tuple(context.keywords) if context else (),
+                keywords,
                 tuple((old.key_id, old.fingerprint(canonical)) for old in previous)
                 if previous else (),
-            ))
+            )))
         return findings
-

@@ -167,14 +167,21 @@ def test_sql_column_context_equals_reading_each_statement_char_by_char(lines, da
 
 
 def _outside_literals(text: str, start: int, backslash: bool) -> list[bool]:
-    """Whether each character from ``start`` lies outside a string literal, read one by one."""
+    """Whether each character from ``start`` lies outside a string literal, read one by one.
+
+    With ``backslash``, a backslash escapes the next character outside a literal too. That
+    is no valid MySQL (outside a literal a backslash is a syntax error), and the scanner's
+    count of escaped quotes (``sqltext.quote_parity``) keeps no literal state, so this is
+    the reading it promises; it differs only where a standard-SQL literal ending in a
+    backslash ('C:\\') sits inside a MySQL statement left open.
+    """
     outside = []
     inside = escaped = False
     for char in text[start:]:
         outside.append(not inside)
         if escaped:
             escaped = False
-        elif inside and backslash and char == "\\":
+        elif backslash and char == "\\":
             escaped = True
         elif char == "'":
             inside = not inside

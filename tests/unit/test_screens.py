@@ -140,6 +140,26 @@ def test_keyword_distance_limits_hold_on_the_indexed_path(gap):
     assert bool(findings(FAST, before)) == (len("stk") + gap + 1 <= 48)  # window reach
 
 
+@pytest.mark.parametrize("lead", ["", "'x',", "'Nguyen Van A', 'ghi chu', "])
+def test_every_row_of_an_insert_is_a_gated_area_on_the_indexed_path(lead):
+    """Values right after VALUES, out of the column keyword's reach, still get its column.
+
+    In large ASCII texts, bare runs that fail every screen are only looked at inside the
+    gated areas; an INSERT naming a gated column is one from its rows to its end.
+    """
+    synth = Synth(21)
+    names = "`ghi`, `chu`, " if lead.count(",") == 2 else "`ghi`, " if lead else ""
+    accounts = [synth.bank_account() for _ in range(4)]
+    rows = ",".join(f"({lead}'{account}')" for account in accounts)
+    filler = "2026-01-01 INFO request ok user=alice path=/a\n" * 7000
+    sql = f"INSERT INTO `t` ({names}`so_tai_khoan`) VALUES {rows};\n"
+    text = filler + sql + filler
+    assert len(text) >= engine.EAGER_INDEX_CHARS and text.isascii()
+    found = findings(FAST, text)
+    assert found == findings(REFERENCE, text)
+    assert [f["detector"] for f in found] == ["vn_bank_account"] * len(accounts)
+
+
 def test_a_carried_table_header_keeps_gated_columns_in_the_next_chunk():
     synth = Synth(5)
     first = f"ho_ten,stk\nB,{synth.bank_account()}\n"
@@ -475,3 +495,10 @@ def test_ascii_run_finder_looks_for_the_preceding_character_in_logs_only():
     prose = "The order ships on Monday; call the shop if it is late, or write to us.\n"
     assert finder.prefers_preceded(log * 100, 0)
     assert not finder.prefers_preceded(prose * 100, 0)
+
+
+def test_a_run_start_asked_past_the_end_of_the_text_returns():
+    """An area reaching past the text must not spin the search for a run's start."""
+    assert engine._run_start("ab 123", 50, 0) == 2
+    assert engine._run_start("12345", 9, 0) == 0
+    assert engine._run_start("", 3, 0) == 0
