@@ -58,6 +58,8 @@ from streams.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 HMAC_KEY = "bench-pipeline-key-0123456789abcdef"
+# Settings taken from the environment, to compare runs with and without them.
+COMPARED_SETTINGS = ("RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS", "RORIWATCH_KAFKA_PRODUCER_LINGER_MS")
 PROSE = ("Mình mới mua con laptop này tháng trước, dùng ổn, pin khoảng 6 tiếng, giá tầm "
          "15.990.000đ. Có bạn nào biết chỗ sửa bàn phím uy tín ở quận 3 không? ")
 
@@ -252,7 +254,7 @@ def run(roles: list[str], burst: list[tuple[str, str, str]], burst_ids: dict[str
         "RORIWATCH_DATA_DIR": f"/tmp/{name}",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("RORIWATCH_")
-           or k == "RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS"}  # to compare with and without
+           or k in COMPARED_SETTINGS}
     env.update(variables)
     settings = load_settings({**{k: v for k, v in os.environ.items()
                                  if k in ("RORIWATCH_BROKER", "RORIWATCH_ES_URL")}, **variables})

@@ -51,6 +51,8 @@ def connection_options(settings: Settings) -> dict[str, Any]:
         # of it, as Kafka advises: 3 s (Faust's default) for the default 60 s.
         "broker_session_timeout": settings.kafka_session_timeout_s,
         "broker_heartbeat_interval": min(3.0, settings.kafka_session_timeout_s / 3),
+        # Alerts, dead letters and incidents leave in batches, not one request each.
+        "producer_linger": settings.kafka_producer_linger_ms / 1000,
         # Faust would otherwise read unprefixed variables and let them override the rest.
         "env": {},
     }

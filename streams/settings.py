@@ -21,6 +21,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 KAFKA_SESSION_TIMEOUT_RANGE_S = (6.0, 90.0)
 # aiokafka's fetch_max_wait_ms default: past it the wait is never applied (fetch_wait.py).
 KAFKA_EMPTY_FETCH_WAIT_MAX_MS = 500
+KAFKA_PRODUCER_LINGER_MAX_MS = 1000
 
 
 class SettingsError(ValueError):
@@ -69,6 +70,10 @@ class Settings:
     # that broker again (streams/fetch_wait.py): brokers that honour the wait never trigger
     # it; the local substitute otherwise makes idle consumers spin. 0 turns it off.
     kafka_empty_fetch_wait_ms: int = 50
+    # How long the producer holds a record to send it with others (Faust's producer_linger;
+    # Faust's own default is 0: one produce request per alert). 5 ms doubled what one Faust
+    # worker moves through the local broker and halved the broker's CPU (BENCHMARKS.md).
+    kafka_producer_linger_ms: int = 5
     previous_hmac_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
     routes_file: str | None = None
     topic_incidents: str | None = None
@@ -234,6 +239,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "most a record may wait on a broker that answers empty fetches at once; "
                 "0 turns the wait off, the default is 50")
         kwargs["kafka_empty_fetch_wait_ms"] = wait_ms
+    if get(ENV_PREFIX + "KAFKA_PRODUCER_LINGER_MS"):
+        name = ENV_PREFIX + "KAFKA_PRODUCER_LINGER_MS"
+        linger_ms = _int(get(name, ""), name)
+        if not 0 <= linger_ms <= KAFKA_PRODUCER_LINGER_MAX_MS:
+            raise SettingsError(
+                f"{name}={linger_ms} is outside 0-{KAFKA_PRODUCER_LINGER_MAX_MS} ms: it is how "
+                "long an alert may wait to be sent with others; 0 sends each at once, the "
+                "default is 5")
+        kwargs["kafka_producer_linger_ms"] = linger_ms
     if get(ENV_PREFIX + "PRODUCTION") is not None:
         kwargs["production"] = _bool(get(ENV_PREFIX + "PRODUCTION", ""), "RORIWATCH_PRODUCTION")
     if get(ENV_PREFIX + "DEADLETTER_KEEP_RAW") is not None:

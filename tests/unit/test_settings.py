@@ -92,3 +92,29 @@ def test_worker_uses_the_session_timeout_and_heartbeats_within_a_third_of_it(
         assert app.conf.broker_session_timeout <= app.conf.broker_request_timeout
     finally:
         app.pipeline.close()
+
+
+def test_producer_linger_defaults_to_five_ms_and_is_bounded():
+    assert load_settings({}).kafka_producer_linger_ms == 5
+    assert load_settings({"RORIWATCH_KAFKA_PRODUCER_LINGER_MS": "0"}
+                         ).kafka_producer_linger_ms == 0
+    with pytest.raises(SettingsError, match=r"KAFKA_PRODUCER_LINGER_MS.*0-1000"):
+        load_settings({"RORIWATCH_KAFKA_PRODUCER_LINGER_MS": "1001"})
+    with pytest.raises(SettingsError, match="RORIWATCH_KAFKA_PRODUCER_LINGER_MS"):
+        load_settings({"RORIWATCH_KAFKA_PRODUCER_LINGER_MS": "soon"})
+
+
+@pytest.mark.parametrize("linger_ms", [0, 5, 40])
+def test_the_worker_producer_lingers_as_configured(tmp_path, linger_ms):
+    """Faust's own default sends each alert in a request of its own (BENCHMARKS.md)."""
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    settings = Settings(hmac_key=b"linger-test-key-0123456789abcdef",
+                        data_dir=str(tmp_path), kafka_producer_linger_ms=linger_ms)
+    app = create_app(settings)
+    try:
+        assert app.conf.producer_linger == pytest.approx(linger_ms / 1000)
+        assert app.producer.linger_ms == linger_ms  # what aiokafka is handed
+    finally:
+        app.pipeline.close()
