@@ -933,7 +933,7 @@ class Scanner:
         # Building the findings is most of this method's cost in dumps (~40,000 per MB), so
         # what repeats is computed once per call: rounded confidences (a handful of rule
         # scores) and keyword tuples (column context objects are shared by a whole column).
-        # 4.2 -> 2.8 µs per candidate on the dumps excerpt (BENCHMARKS.md, session 10).
+        # With the other dump changes of session 10: +5-15 % on a dump excerpt (BENCHMARKS.md).
         findings: list[Finding] = []
         append = findings.append
         new_finding = tuple.__new__  # Finding's generated __new__ adds a Python call
