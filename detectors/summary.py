@@ -24,8 +24,12 @@ IDENTITY_NUMBERS = ("vn_citizen_id", "vn_legacy_id", "vn_passport")
 BULK_IDENTIFIERS = ("vn_citizen_id", "vn_legacy_id", "vn_phone", "vn_passport", "email")
 CONTEXT_CONFIDENCE = 0.8
 
-# Chip-card QR payload: ID12|CMND9|name|DDMMYYYY|sex|address|DDMMYYYY.
-ID_CARD_QR = re.compile(r"(?<!\d)\d{12}\|(?:\d{9})?\|[^|\n]{2,80}\|\d{8}\|(?:Nam|Nữ|Nu)\|")
+# Chip-card QR payload: ID12|CMND9|name|DDMMYYYY|sex|address|DDMMYYYY. The pattern starts with
+# its first "|", so the regex engine looks for pipes in C and the lookbehinds check the 12
+# digits before it. Written from the digits ("(?<!\d)\d{12}\|..."), the engine tried every
+# digit of the text: ~33 ms per MB of logs or dumps against ~1 (BENCHMARKS.md, session 10).
+ID_CARD_QR = re.compile(
+    r"\|(?<=\d{12}\|)(?<!\d{13}\|)(?:\d{9})?\|[^|\n]{2,80}\|\d{8}\|(?:Nam|Nữ|Nu)\|")
 BIRTH_DATE = re.compile(r"(?<!\d)(?:[0-3]?\d[/.\-][01]?\d[/.\-](?:19|20)\d\d)(?!\d)")
 HOLDER_WORDS = ("chu tai khoan", "ctk", "chu tk", "account holder", "holder")
 
