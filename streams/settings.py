@@ -142,6 +142,24 @@ def _int(value: str, name: str) -> int:
         raise SettingsError(f"{name}={value!r} is not an integer") from None
 
 
+# Millisecond settings with a range: (variable suffix, field, maximum, what the value means).
+_BOUNDED_MS = (
+    ("KAFKA_EMPTY_FETCH_WAIT_MS", "kafka_empty_fetch_wait_ms", KAFKA_EMPTY_FETCH_WAIT_MAX_MS,
+     "it is the most a record may wait on a broker that answers empty fetches at once; 0 "
+     "turns the wait off, the default is 50"),
+    ("KAFKA_PRODUCER_LINGER_MS", "kafka_producer_linger_ms", KAFKA_PRODUCER_LINGER_MAX_MS,
+     "it is how long an alert may wait to be sent with others; 0 sends each at once, the "
+     "default is 5"),
+)
+
+
+def _bounded_ms(value: str, name: str, maximum: int, meaning: str) -> int:
+    milliseconds = _int(value, name)
+    if not 0 <= milliseconds <= maximum:
+        raise SettingsError(f"{name}={milliseconds} is outside 0-{maximum} ms: {meaning}")
+    return milliseconds
+
+
 def _float(value: str, name: str) -> float:
     try:
         return float(value)
@@ -230,24 +248,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if get(ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S"):
         kwargs["kafka_session_timeout_s"] = _session_timeout(
             get(ENV_PREFIX + "KAFKA_SESSION_TIMEOUT_S", ""))
-    if get(ENV_PREFIX + "KAFKA_EMPTY_FETCH_WAIT_MS"):
-        name = ENV_PREFIX + "KAFKA_EMPTY_FETCH_WAIT_MS"
-        wait_ms = _int(get(name, ""), name)
-        if not 0 <= wait_ms <= KAFKA_EMPTY_FETCH_WAIT_MAX_MS:
-            raise SettingsError(
-                f"{name}={wait_ms} is outside 0-{KAFKA_EMPTY_FETCH_WAIT_MAX_MS} ms: it is the "
-                "most a record may wait on a broker that answers empty fetches at once; "
-                "0 turns the wait off, the default is 50")
-        kwargs["kafka_empty_fetch_wait_ms"] = wait_ms
-    if get(ENV_PREFIX + "KAFKA_PRODUCER_LINGER_MS"):
-        name = ENV_PREFIX + "KAFKA_PRODUCER_LINGER_MS"
-        linger_ms = _int(get(name, ""), name)
-        if not 0 <= linger_ms <= KAFKA_PRODUCER_LINGER_MAX_MS:
-            raise SettingsError(
-                f"{name}={linger_ms} is outside 0-{KAFKA_PRODUCER_LINGER_MAX_MS} ms: it is how "
-                "long an alert may wait to be sent with others; 0 sends each at once, the "
-                "default is 5")
-        kwargs["kafka_producer_linger_ms"] = linger_ms
+    for suffix, attr, maximum, meaning in _BOUNDED_MS:
+        if get(ENV_PREFIX + suffix):
+            kwargs[attr] = _bounded_ms(get(ENV_PREFIX + suffix, ""), ENV_PREFIX + suffix,
+                                       maximum, meaning)
     if get(ENV_PREFIX + "PRODUCTION") is not None:
         kwargs["production"] = _bool(get(ENV_PREFIX + "PRODUCTION", ""), "RORIWATCH_PRODUCTION")
     if get(ENV_PREFIX + "DEADLETTER_KEEP_RAW") is not None:

@@ -11,7 +11,7 @@ from aiokafka.consumer.fetcher import Fetcher
 
 from streams import fetch_wait
 from streams.faust_config import connection_options
-from streams.settings import Settings, SettingsError, load_settings
+from streams.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -102,13 +102,3 @@ def test_faust_apps_apply_the_configured_wait():
     assert fetch_wait.installed_wait_s() == pytest.approx(0.03)
     connection_options(Settings(kafka_empty_fetch_wait_ms=0))
     assert fetch_wait.installed_wait_s() == 0.0
-
-
-def test_setting_is_bounded_and_explained():
-    assert load_settings({}).kafka_empty_fetch_wait_ms == 50
-    assert load_settings({"RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS": "0"}
-                         ).kafka_empty_fetch_wait_ms == 0
-    with pytest.raises(SettingsError, match=r"KAFKA_EMPTY_FETCH_WAIT_MS.*0-500"):
-        load_settings({"RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS": "501"})
-    with pytest.raises(SettingsError, match="not an integer"):
-        load_settings({"RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS": "fast"})

@@ -94,14 +94,18 @@ def test_worker_uses_the_session_timeout_and_heartbeats_within_a_third_of_it(
         app.pipeline.close()
 
 
-def test_producer_linger_defaults_to_five_ms_and_is_bounded():
-    assert load_settings({}).kafka_producer_linger_ms == 5
-    assert load_settings({"RORIWATCH_KAFKA_PRODUCER_LINGER_MS": "0"}
-                         ).kafka_producer_linger_ms == 0
-    with pytest.raises(SettingsError, match=r"KAFKA_PRODUCER_LINGER_MS.*0-1000"):
-        load_settings({"RORIWATCH_KAFKA_PRODUCER_LINGER_MS": "1001"})
-    with pytest.raises(SettingsError, match="RORIWATCH_KAFKA_PRODUCER_LINGER_MS"):
-        load_settings({"RORIWATCH_KAFKA_PRODUCER_LINGER_MS": "soon"})
+@pytest.mark.parametrize(("variable", "field", "default", "maximum"), [
+    ("RORIWATCH_KAFKA_EMPTY_FETCH_WAIT_MS", "kafka_empty_fetch_wait_ms", 50, 500),
+    ("RORIWATCH_KAFKA_PRODUCER_LINGER_MS", "kafka_producer_linger_ms", 5, 1000),
+])
+def test_millisecond_settings_are_bounded_and_explained(variable, field, default, maximum):
+    assert getattr(load_settings({}), field) == default
+    assert getattr(load_settings({variable: "0"}), field) == 0
+    assert getattr(load_settings({variable: str(maximum)}), field) == maximum
+    with pytest.raises(SettingsError, match=rf"{variable}={maximum + 1} .*0-{maximum} ms: "):
+        load_settings({variable: str(maximum + 1)})
+    with pytest.raises(SettingsError, match=rf"{variable}='fast' is not an integer"):
+        load_settings({variable: "fast"})
 
 
 @pytest.mark.parametrize("linger_ms", [0, 5, 40])
