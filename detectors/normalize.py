@@ -13,6 +13,7 @@ import bisect
 import codecs
 import itertools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -76,7 +77,24 @@ _BYTE_FOLD[129 + len(_VIETNAMESE_LOWER)] = 0x00
 _BYTE_FOLD_TABLE = bytes(_BYTE_FOLD)
 
 
+# Capitals outside ASCII ("SỐ TÀI KHOẢN", common in sale posts) reach the error handler one
+# word at a time: an all-caps Vietnamese text folded at ~205 ms per MB, against ~11 for the
+# same text in lower case. Past this many handler calls in one text, the fold starts again
+# on ``str.lower()`` of the text (~6 ms per MB), where those letters encode in C.
+STAND_INS_BEFORE_LOWER = 256
+_fold_calls = threading.local()  # handler calls in this thread's current encode, or None
+
+
+class _ManyCapitals(Exception):
+    """Raised by the handler to switch ``fold_for_ascii_keywords`` to the lower-cased text."""
+
+
 def _stand_ins(error: UnicodeEncodeError) -> tuple[str, int]:
+    calls = getattr(_fold_calls, "count", None)
+    if calls is not None:
+        if calls >= STAND_INS_BEFORE_LOWER:
+            raise _ManyCapitals
+        _fold_calls.count = calls + 1
     out = []
     for char in error.object[error.start:error.end]:
         low = char.lower()  # upper-case Vietnamese ("Ố"), or "K" (Kelvin) -> "k"
@@ -102,8 +120,20 @@ def fold_for_ascii_keywords(text: str) -> str:
     if _FILLERS.search(text) is not None:
         return fold(text)
     # No str.lower() first (~6 ms per MB of Vietnamese): ASCII capitals fold in the byte
-    # table, and capitals outside ASCII, rare in running text, in the error handler.
-    encoded, _ = codecs.charmap_encode(text, "roriwatch-fold", _ENCODING_MAP)
+    # table, and capitals outside ASCII, rare in running text, in the error handler, until
+    # there are many of them (STAND_INS_BEFORE_LOWER). The handler lower-cases each
+    # character it gets, so starting again on the lower-cased text gives the same result;
+    # unless lower-casing changes the length ("İ"), which only the per-character way keeps.
+    _fold_calls.count = 0
+    try:
+        encoded, _ = codecs.charmap_encode(text, "roriwatch-fold", _ENCODING_MAP)
+    except _ManyCapitals:
+        low = text.lower()
+        _fold_calls.count = None
+        encoded, _ = codecs.charmap_encode(low if len(low) == len(text) else text,
+                                           "roriwatch-fold", _ENCODING_MAP)
+    finally:
+        _fold_calls.count = None
     return encoded.translate(_BYTE_FOLD_TABLE).decode("latin-1")
 
 

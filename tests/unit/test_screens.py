@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from detectors import Fingerprinter, Scanner, context, engine, load_rules
+from detectors import Fingerprinter, Scanner, context, engine, load_rules, normalize
 from detectors.corpus import app_log, chat, csv_dump, forum_post, json_lines, sql_dump
 from detectors.normalize import fold, fold_for_ascii_keywords
 from detectors.ruleset import RuleError, parse_rule
@@ -502,3 +502,40 @@ def test_a_run_start_asked_past_the_end_of_the_text_returns():
     assert engine._run_start("ab 123", 50, 0) == 2
     assert engine._run_start("12345", 9, 0) == 0
     assert engine._run_start("", 3, 0) == 0
+
+
+_CAPITALS = "ÁÀẢÃẠĂẮẰẲẴẶÂẤẦẨẪẬĐÉÈẺẼẸÊẾỀỂỄỆÍÌỈĨỊÓÒỎÕỌÔỐỒỔỖỘƠỚỜỞỠỢÚÙỦŨỤƯỨỪỬỮỰÝỲỶỸỴ"
+
+
+def _fold_with_stand_ins_before_lower(text, limit, monkeypatch):
+    monkeypatch.setattr(normalize, "STAND_INS_BEFORE_LOWER", limit)
+    return fold_for_ascii_keywords(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.one_of(st.sampled_from(_CAPITALS + "İΣσÆǅẞﬀK😀中 .,"),
+                         st.characters(codec="utf-8")), max_size=120))
+def test_folding_the_lower_cased_text_gives_what_the_handler_gives(text):
+    """Past many capitals the fold restarts on str.lower(): the output must not change."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        handler = _fold_with_stand_ins_before_lower(text, 10**9, monkeypatch)
+        restarted = _fold_with_stand_ins_before_lower(text, 0, monkeypatch)
+    assert restarted == handler
+
+
+def test_every_code_point_folds_the_same_after_a_restart(monkeypatch):
+    """Exhaustive, as above: each code point, with and without enough capitals before it."""
+    lead = "ĐÁ ỐẾ a"  # four handler calls: past a limit of 2, the fold restarts on lower()
+    for code_point in range(0x80, 0x30000):
+        if 0xD800 <= code_point <= 0xDFFF or 0xE000 <= code_point <= 0xF8FF:
+            continue  # surrogates; private use takes the exact path either way
+        text = f"{lead}{chr(code_point)}Đ"
+        handler = _fold_with_stand_ins_before_lower(text, 10**9, monkeypatch)
+        assert _fold_with_stand_ins_before_lower(text, 2, monkeypatch) == handler, (
+            hex(code_point))
+
+
+def test_all_capitals_fold_like_lower_case():
+    text = ("BÁN DATA KHÁCH HÀNG SỐ TÀI KHOẢN ĐẦY ĐỦ " * 200).strip()
+    assert fold_for_ascii_keywords(text) == fold_for_ascii_keywords(text.lower())
+    assert fold_for_ascii_keywords(text).startswith("ban data khach hang so tai khoan day du")
