@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -112,17 +111,6 @@ def worker(app_id: str, source: str, sink: str, broker: str, agent_kind: str,
     app.main()
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def sink_count(consumer, partitions) -> int:
     return sum(consumer.end_offsets(partitions).values())
 
@@ -149,7 +137,7 @@ def main() -> int:
 
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
-    from pipeline import envelope, make_documents
+    from pipeline import envelope, machine_busy_s, make_documents, process_cpu_s
 
     run = uuid.uuid4().hex[:8]
     source, sink, app_id = f"floor-src-{run}", f"floor-sink-{run}", f"floor-{run}"
@@ -182,7 +170,7 @@ def main() -> int:
                 print(f"worker did not start: see {log}", file=sys.stderr)
                 return 2
             time.sleep(0.02 if args.backlog else 0.2)
-        worker_cpu, machine = cpu_s(process.pid), machine_busy_s()
+        worker_cpu, machine = process_cpu_s(process.pid), machine_busy_s()
         started = time.perf_counter()
         if not args.backlog:
             for value in values:
@@ -195,7 +183,7 @@ def main() -> int:
                 return 2
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        worker_cpu, machine = cpu_s(process.pid) - worker_cpu, machine_busy_s() - machine
+        worker_cpu, machine = process_cpu_s(process.pid) - worker_cpu, machine_busy_s() - machine
     finally:
         process.terminate()
         try:
@@ -205,6 +193,7 @@ def main() -> int:
         admin.delete_topics([source, sink])
     print(f"agent={args.agent} docs={args.docs} MB={total_mb:.1f} "
           f"avg_doc_KB={1000 * total_mb / args.docs:.1f}")
+    print("| agent | docs/s | MB/s | worker CPU-s | machine CPU-s | s |")
     share = (args.docs + 1 - done_before) / args.docs  # backlog: some went before the clock
     print(f"| {args.agent}{' (backlog)' if args.backlog else ''} | "
           f"{share * args.docs / elapsed:,.0f} | {share * total_mb / elapsed:.1f} | "
