@@ -176,7 +176,8 @@ class KeywordIndex:
     def __init__(self, ends: list[int], hits: list[tuple[int, int, str, frozenset[int]]]) -> None:
         self._ends = ends
         self._hits = hits
-        # Asked once or twice per value of a dump: a set answers without a call or bisection.
+        # Where keyword hits end (distance 0 to a value starting there): asked once or twice
+        # per value of a dump, so a set the scanner reads directly, not a method and bisection.
         self.ends: frozenset[int] = frozenset(ends)
         self.owners: frozenset[int] = frozenset().union(*(h[3] for h in hits)) if hits else (
             frozenset())
@@ -185,13 +186,6 @@ class KeywordIndex:
     def hits(self) -> list[tuple[int, int, str, frozenset[int]]]:
         """(start, end, keyword, rule indexes) in text order."""
         return self._hits
-
-    def ends_at(self, position: int) -> bool:
-        """Whether a keyword hit ends exactly at ``position`` (distance 0 to a value there).
-
-        The scanner's hot path reads ``ends`` directly.
-        """
-        return position in self.ends
 
     def around(self, text: str, start: int, end: int,
                wanted: Container[int] | None = None) -> dict[int, ContextHit]:
